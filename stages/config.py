@@ -1,0 +1,173 @@
+"""params.yaml, validated. Every stage calls `load_params()` and reads what it needs.
+
+The schema rejects unknown keys, so a typo such as `latnet: 32` fails up front with every
+bad key listed at once, instead of silently training with the default.
+"""
+
+import difflib
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = Path("params.yaml")
+
+PositiveInt = Annotated[int, Field(strict=True, gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+class PipelineError(Exception):
+    """A problem with the user's input; printed as one line, without a traceback."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Split(Strict):
+    train: Fraction
+    val: Fraction
+    test: Fraction
+
+    @model_validator(mode="after")
+    def _sums_to_one(self):
+        total = self.train + self.val + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"split ratios must sum to 1, got {total:g}")
+        return self
+
+
+class ClassRule(Strict):
+    name: str
+    words: list[str]
+
+
+class Data(Strict):
+    source: str
+    revision: str = "main"
+    include: list[str]
+    exclude: list[str] = []
+    size: PositiveInt
+    rgba: bool = False
+    split: Split
+    classes: Annotated[list[ClassRule], Field(min_length=2)]
+
+
+class Targets(Strict):
+    train: PositiveInt
+    val: PositiveInt
+    test: PositiveInt
+
+
+class Augment(Strict):
+    targets: Targets
+    degrees: NonNegative
+    translate: Fraction
+    scale: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
+    hflip: Fraction
+    brightness: NonNegative
+    contrast: NonNegative
+    saturation: NonNegative
+    hue: Annotated[float, Field(ge=0, le=0.5)]
+
+
+class Model(Strict):
+    channels: Annotated[list[PositiveInt], Field(min_length=1)]
+
+
+class Train(Strict):
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: Annotated[float, Field(gt=0)]
+    weight_decay: NonNegative
+    threads: PositiveInt
+
+
+class Aux(Strict):
+    lambda_: Annotated[float, Field(ge=0, alias="lambda")]
+    hidden: PositiveInt
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+
+
+class Compose(Strict):
+    model: Literal["ae", "aux"]
+    recipes: list[str]
+
+
+class Params(Strict):
+    seed: Annotated[int, Field(strict=True, ge=0)]
+    latent: PositiveInt
+    data: Data
+    augment: Augment
+    model: Model
+    train: Train
+    aux: Aux
+    compose: Compose
+
+    @model_validator(mode="after")
+    def _size_fits_model(self):
+        factor = 2 ** len(self.model.channels)
+        if self.data.size % factor:
+            raise ValueError(
+                f"data.size {self.data.size} must be divisible by {factor} "
+                f"(2 ** the number of model.channels)"
+            )
+        return self
+
+
+def _describe(error: dict, raw: dict) -> str:
+    where = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent = raw
+        for part in error["loc"][:-1]:
+            parent = parent.get(part, {}) if isinstance(parent, dict) else {}
+        known = set(_known_keys(error["loc"][:-1])) - set(parent or {})
+        close = difflib.get_close_matches(str(error["loc"][-1]), sorted(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{where}: unknown key{hint}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _known_keys(path: tuple) -> list[str]:
+    model = Params
+    for part in path:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def parse_params(raw: dict) -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(_describe(err, raw) for err in e.errors())
+        raise PipelineError(f"params.yaml is invalid: {problems}. Fix these keys and re-run.")
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path} not found: run the stages from the repository root")
+    except yaml.YAMLError as e:
+        raise PipelineError(f"{path} is not valid YAML ({str(e).splitlines()[0]})")
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path} must be a mapping of keys to values")
+    return parse_params(raw)
+
+
+def run_stage(main) -> None:
+    """Run a stage's main(); a PipelineError becomes one line on stderr and exit code 1."""
+    try:
+        main()
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

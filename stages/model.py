@@ -1,0 +1,182 @@
+"""The convolutional autoencoder, its auxiliary classifier, and the loop that trains both."""
+
+import math
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from stages.config import PipelineError
+from stages.data import atomic_path
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Same seed, same thread count, same machine: the same numbers, bit for bit, on CPU."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def down(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.LeakyReLU(0.2, inplace=True),
+    )
+
+
+def up(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Autoencoder(nn.Module):
+    """DCGAN-style: stride-2 convolutions down to a small grid, one linear layer to a latent
+    vector, and the mirror image back up. Only the latent passes from encoder to decoder."""
+
+    def __init__(self, size: int, channels: list[int], latent: int, in_channels: int = 3,
+                 n_classes: int = 0, hidden: int = 64, dropout: float = 0.0):
+        super().__init__()
+        self.config = dict(size=size, channels=list(channels), latent=latent, in_channels=in_channels,
+                           n_classes=n_classes, hidden=hidden, dropout=dropout)
+        widths = [in_channels, *channels]
+        self.grid = size // 2 ** len(channels)
+        flat = channels[-1] * self.grid**2
+        self.encoder = nn.Sequential(
+            *[down(a, b) for a, b in zip(widths[:-1], widths[1:])],
+            nn.Flatten(),
+            nn.Linear(flat, latent),
+        )
+        self.decoder_input = nn.Sequential(nn.Linear(latent, flat), nn.ReLU(inplace=True))
+        rev = widths[::-1]
+        self.decoder = nn.Sequential(
+            *[up(a, b) for a, b in zip(rev[:-2], rev[1:-1])],
+            nn.ConvTranspose2d(rev[-2], in_channels, 4, stride=2, padding=1),
+            nn.Sigmoid(),
+        )
+        # The auxiliary task reads the latent only, so it shapes what the latent encodes.
+        self.classifier = nn.Sequential(
+            nn.Linear(latent, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, n_classes),
+        ) if n_classes else None
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.decoder_input(z).view(len(z), -1, self.grid, self.grid)
+        return self.decoder(h)
+
+    def forward(self, x: torch.Tensor):
+        z = self.encode(x)
+        logits = self.classifier(z) if self.classifier is not None else None
+        return self.decode(z), logits
+
+
+def batches(n: int, batch_size: int, generator=None):
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def evaluate(model, x, y=None, batch_size: int = 256) -> dict:
+    """Mean per-pixel MSE (and cross-entropy and accuracy when labelled) over a split."""
+    model.eval()
+    dev = next(model.parameters()).device
+    sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0}
+    for index in batches(len(x), batch_size):
+        xb = x[index].to(dev)
+        recon, logits = model(xb)
+        sums["mse"] += F.mse_loss(recon, xb, reduction="sum").item() / xb[0].numel()
+        if logits is not None and y is not None:
+            yb = y[index].to(dev)
+            sums["ce"] += F.cross_entropy(logits, yb, reduction="sum").item()
+            sums["acc"] += (logits.argmax(1) == yb).sum().item()
+    keys = ["mse", "ce", "acc"] if model.classifier is not None and y is not None else ["mse"]
+    return {k: sums[k] / len(x) for k in keys}
+
+
+def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0) -> None:
+    """Train with AdamW and a one-cycle schedule; log train and val metrics per epoch to DVCLive.
+
+    `train` and `val` are (images, labels) tensors held in memory: each step is pure PyTorch.
+    """
+    dev = next(model.parameters()).device
+    (x, y), (vx, vy) = train, val
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = math.ceil(len(x) / cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps)
+    generator = torch.Generator().manual_seed(seed)
+    use_aux = model.classifier is not None
+    progress = tqdm(range(1, cfg.epochs + 1), desc="train", unit="epoch")
+    for epoch in progress:
+        model.train()
+        sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0}
+        for index in batches(len(x), cfg.batch_size, generator):
+            xb, yb = x[index].to(dev), y[index].to(dev)
+            recon, logits = model(xb)
+            mse = F.mse_loss(recon, xb)
+            loss = mse
+            if use_aux:
+                ce = F.cross_entropy(logits, yb)
+                loss = mse + aux_lambda * ce
+                sums["ce"] += ce.item() * len(index)
+                sums["acc"] += (logits.argmax(1) == yb).sum().item()
+            if not torch.isfinite(loss):
+                raise PipelineError(
+                    f"the training loss became {loss.item()} in epoch {epoch}: lower train.lr "
+                    f"(now {cfg.lr}) or check the data; no model was written"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            sums["mse"] += mse.item() * len(index)
+        metrics = {f"train/{k}": v / len(x) for k, v in sums.items() if use_aux or k == "mse"}
+        metrics.update({f"val/{k}": v for k, v in evaluate(model, vx, vy).items()})
+        for name, value in metrics.items():
+            live.log_metric(name, value)
+        live.next_step()
+        progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()})
+
+
+@torch.no_grad()
+def encode_all(model, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    dev = next(model.parameters()).device
+    return torch.cat([model.encode(x[i].to(dev)).cpu() for i in batches(len(x), batch_size)])
+
+
+@torch.no_grad()
+def decode_all(model, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    dev = next(model.parameters()).device
+    return torch.cat([model.decode(z[i].to(dev)).cpu() for i in batches(len(z), batch_size)])
+
+
+def save_model(model, path) -> None:
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"config": model.config, "state_dict": state}, tmp)
+
+
+def load_model(path) -> Autoencoder:
+    """Rebuild a saved model; weights_only=True, so a model file can never run code."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise PipelineError(f"{path} is missing: run the training stages first (dvc repro)") from None
+    model = Autoencoder(**saved["config"])
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device()).eval()
