@@ -8,7 +8,7 @@ import difflib
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -93,9 +93,18 @@ class Aux(Strict):
     dropout: Annotated[float, Field(ge=0, lt=1)]
 
 
+class Strip(Strict):
+    base: str
+    attribute: str
+    alphas: Annotated[list[float], Field(min_length=1)]
+
+
 class Compose(Strict):
-    model: Literal["ae", "aux"]
+    concepts: dict[str, list[str]]
     recipes: list[str]
+    strip: Strip
+    slerp: tuple[str, str]
+    slerp_steps: Annotated[int, Field(strict=True, ge=2)]
 
 
 class Params(Strict):

@@ -32,10 +32,9 @@ def main():
     frames = {split: read_split(DATA / f"{split}.parquet") for split in SPLITS}
     tensors = {split: (split_tensors(f), torch.tensor(f["label"].to_numpy())) for split, f in frames.items()}
     images = tensors["train"][0]
-    n_classes = len(params.data.classes) if name == "aux" else 0
+    head = dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout) if name == "aux" else {}
     model = Autoencoder(
-        size=images.shape[-1], channels=params.model.channels, latent=params.latent,
-        in_channels=images.shape[1], n_classes=n_classes, hidden=params.aux.hidden, dropout=params.aux.dropout,
+        size=images.shape[-1], channels=params.model.channels, latent=params.latent, in_channels=images.shape[1], **head
     ).to(device())
 
     out, report = Path("models") / name, Path("reports") / f"train_{name}"

@@ -1,0 +1,221 @@
+"""compose: add attributes to emoji by arithmetic on latent vectors, and score it.
+
+1. Recipes from params ("nerd face - smiling face with open mouth + face with stuck out
+   tongue"); a term is an emoji's text or a concept: the mean latent of a list of emoji.
+2. An alpha strip (base + alpha * attribute) and a slerp strip between two emoji.
+3. A ground-truth analogy benchmark built from the names themselves: when deleting the
+   same words turns several names into other names ("crying cat face" -> "crying face",
+   "weary cat face" -> "weary face"), each pair predicts the others:
+   z(crying cat face) - z(crying face) + z(weary face) should decode to "weary cat face".
+   Composites are scored by MSE to the true image against copying the third input and
+   against the same arithmetic on pixels, and by nearest-neighbour retrieval of the target.
+
+Both trained models compose, so the report can say whether the classifier's shaping of the
+latent helps. Writes reports/compose/ (figures, metrics.json, analogies.json).
+"""
+
+import difflib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stages.config import PipelineError, load_params, run_stage
+from stages.data import SPLITS, read_split, split_tensors, write_text
+from stages.figures import save_grid
+from stages.model import decode_all, load_model
+
+MODELS = ("ae", "aux")
+OUT = Path("reports/compose")
+METHODS = ("single", "family_mean")  # latent arithmetic with one exemplar pair, or all pairs
+
+
+def parse_recipe(recipe: str) -> list[tuple[float, str]]:
+    """'a - b + c' -> [(1, 'a'), (-1, 'b'), (1, 'c')]; names are lower-case words."""
+    parts = re.split(r"\s+([+-])\s+", f"+ {recipe.strip()}".replace("+ -", "-", 1))
+    terms = [(1.0 if sign == "+" else -1.0, name.strip().lower()) for sign, name in zip(parts[1::2], parts[2::2])]
+    if not terms or any(not name for _, name in terms):
+        raise PipelineError(f"compose recipe '{recipe}' is malformed: write it as 'name - name + name'")
+    return terms
+
+
+def check_names(names: list[str], known: list[str], where: str) -> None:
+    """Fail up front, in one line, on the first name that is not an emoji of the data."""
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
+            hint = f"closest: {', '.join(repr(c) for c in close)}" if close else "no close name"
+            raise PipelineError(f"{where} names '{name}', which is not in the prepared data ({hint})")
+
+
+def analogy_families(names: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Families of (with, without) name pairs that differ by the same 1-3 deleted words."""
+    known = set(names)
+    families: dict[str, list[tuple[str, str]]] = {}
+    for name in names:
+        words = name.split()
+        for length in (1, 2, 3):
+            for start in range(len(words) - length + 1):
+                rest = " ".join(words[:start] + words[start + length :])
+                if rest in known and rest != name:
+                    families.setdefault(" ".join(words[start : start + length]), []).append((name, rest))
+    return {k: sorted(v) for k, v in sorted(families.items()) if len(v) >= 2}
+
+
+def analogies(families) -> list[dict]:
+    """Every ordered pair of pairs in a family: a1 - b1 + b2 should give a2 (never an input)."""
+    out = []
+    for family, pairs in families.items():
+        for a1, b1 in pairs:
+            for a2, b2 in pairs:
+                if (a1, b1) != (a2, b2) and a2 not in (a1, b1, b2):
+                    others = [(a, b) for a, b in pairs if (a, b) != (a2, b2)]
+                    out.append({"family": family, "a": a1, "b": b1, "c": b2, "target": a2, "pairs": others})
+    return out
+
+
+def arithmetic(table, item, method):
+    """The analogy's prediction for the target, in whatever space `table` maps names into."""
+    if method == "single":
+        return table[item["a"]] - table[item["b"]] + table[item["c"]]
+    shift = torch.stack([table[a] - table[b] for a, b in item["pairs"]]).mean(0)
+    return table[item["c"]] + shift
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
+    cos = F.cosine_similarity(z0, z1, dim=0).clamp(-1, 1)
+    omega = torch.arccos(cos)
+    if omega.abs() < 1e-6:
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def score_analogies(model, items, latents, pixels, names) -> tuple[dict, list[dict], dict]:
+    """Composite MSE to the true target per method and baseline, and latent retrieval ranks."""
+    all_z = torch.stack([latents[n] for n in names])
+    rows, composites = [], {}
+    for item in items:
+        target = pixels[item["target"]]
+        row = {k: item[k] for k in ("family", "a", "b", "c", "target")}
+        row["copy_mse"] = F.mse_loss(pixels[item["c"]], target).item()
+        for method in METHODS:
+            z = arithmetic(latents, item, method)
+            image = decode_all(model, z[None])[0]
+            composites[(item["target"], item["a"], method)] = image
+            row[f"{method}_mse"] = F.mse_loss(image, target).item()
+            pixel_guess = arithmetic(pixels, item, method).clamp(0, 1)
+            row[f"pixel_{method}_mse"] = F.mse_loss(pixel_guess, target).item()
+            distances = torch.cdist(z[None], all_z)[0]
+            for excluded in (item["a"], item["b"], item["c"]):
+                distances[names.index(excluded)] = float("inf")
+            row[f"{method}_rank"] = int((distances < distances[names.index(item["target"])]).sum()) + 1
+        rows.append(row)
+
+    summary = {}
+    for method in METHODS:
+        mse = np.array([r[f"{method}_mse"] for r in rows])
+        pixel = np.array([r[f"pixel_{method}_mse"] for r in rows])
+        copy = np.array([r["copy_mse"] for r in rows])
+        ranks = np.array([r[f"{method}_rank"] for r in rows])
+        summary[method] = {
+            "mse": float(mse.mean()),
+            "pixel_mse": float(pixel.mean()),
+            "beats_pixel": float((mse < pixel).mean()),
+            "beats_copy": float((mse < copy).mean()),
+            "top1": float((ranks <= 1).mean()),
+            "top5": float((ranks <= 5).mean()),
+        }
+    summary["copy_mse"] = float(np.mean([r["copy_mse"] for r in rows]))
+    best = min(METHODS, key=lambda m: summary[m]["mse"])
+    summary["best_method"] = best
+    return summary, rows, composites
+
+
+def concept_vector(term: str, latents, concepts) -> torch.Tensor:
+    members = concepts.get(term, [term])
+    return torch.stack([latents[n] for n in members]).mean(0)
+
+
+def main():
+    params = load_params()
+    cfg = params.compose
+
+    # The originals (not augmented copies) of every split: one image and latent per emoji.
+    frames = {s: read_split(Path("data/prepared") / f"{s}.parquet") for s in SPLITS}
+    texts = [t for s in SPLITS for t in frames[s]["text"]]
+    images = torch.cat([split_tensors(frames[s]) for s in SPLITS])
+    pixels = dict(zip(texts, images))
+    names = sorted(pixels)
+
+    # Check every name and concept before any work, so a typo costs seconds, not a run.
+    for concept, members in cfg.concepts.items():
+        if len(members) < 1:
+            raise PipelineError(f"compose.concepts.{concept} is empty: list at least one emoji")
+        check_names(members, names, f"compose.concepts.{concept}")
+    recipes = [parse_recipe(r) for r in cfg.recipes]
+    for recipe, terms in zip(cfg.recipes, recipes):
+        check_names([n for _, n in terms if n not in cfg.concepts], names, f"compose recipe '{recipe}'")
+    strip_terms = parse_recipe(cfg.strip.attribute)
+    check_names([cfg.strip.base, *[n for _, n in strip_terms if n not in cfg.concepts]], names, "compose.strip")
+    check_names(list(cfg.slerp), names, "compose.slerp")
+
+    items = analogies(analogy_families(names))
+    metrics = {"n_analogies": len(items), "n_families": len({i["family"] for i in items})}
+    per_analogy = {}
+    for name in MODELS:
+        model = load_model(Path("models") / name / "model.pt")
+        saved = torch.load(Path("models") / name / "latents.pt", weights_only=True)
+        latents = {}
+        for split in SPLITS:
+            for text, z, augmented in zip(saved[split]["text"], saved[split]["z"], saved[split]["augmented"]):
+                if not augmented:
+                    latents[text] = z
+
+        # Recipes: the inputs and the composite.
+        for index, (recipe, terms) in enumerate(zip(cfg.recipes, recipes), start=1):
+            z = sum(sign * concept_vector(term, latents, cfg.concepts) for sign, term in terms)
+            row = [pixels[t] if t in pixels else decode_all(model, concept_vector(t, latents, cfg.concepts)[None])[0]
+                   for _, t in terms]
+            titles = [("" if i == 0 else ("- " if s < 0 else "+ ")) + t for i, (s, t) in enumerate(terms)]
+            save_grid(OUT / name / f"recipe_{index}.png", [row + [decode_all(model, z[None])[0]]],
+                      col_titles=titles + ["= composite"], title=f"{name}: {recipe}", cell=1.4)
+
+        # Attribute strength strip and slerp strip.
+        attribute = sum(sign * concept_vector(t, latents, cfg.concepts) for sign, t in strip_terms)
+        strip = torch.stack([latents[cfg.strip.base] + a * attribute for a in cfg.strip.alphas])
+        save_grid(OUT / name / "alpha_strip.png", [list(decode_all(model, strip))],
+                  col_titles=[f"alpha={a:g}" for a in cfg.strip.alphas],
+                  title=f"{name}: {cfg.strip.base} + alpha * ({cfg.strip.attribute})", cell=1.2)
+        start, end = (latents[n] for n in cfg.slerp)
+        steps = np.linspace(0, 1, cfg.slerp_steps)
+        path = torch.stack([slerp(start, end, float(t)) for t in steps])
+        save_grid(OUT / name / "slerp_strip.png", [[pixels[cfg.slerp[0]], *decode_all(model, path), pixels[cfg.slerp[1]]]],
+                  col_titles=["start"] + [f"t={t:.2f}" for t in steps] + ["end"],
+                  title=f"{name}: slerp from {cfg.slerp[0]} to {cfg.slerp[1]}", cell=1.2)
+
+        # The analogy benchmark, and a figure of the first analogies of each family.
+        summary, rows, composites = score_analogies(model, items, latents, pixels, names)
+        metrics[name] = summary
+        per_analogy[name] = rows
+        shown = list({i["target"]: i for i in reversed(items)}.values())[::-1][:10]  # one per target
+        best = summary["best_method"]
+        grid = [[pixels[i["a"]], pixels[i["b"]], pixels[i["c"]], composites[(i["target"], i["a"], best)],
+                 pixels[i["target"]], arithmetic(pixels, i, best).clamp(0, 1)] for i in shown]
+        save_grid(OUT / name / "analogies.png", grid,
+                  row_titles=[f"{i['target']}" for i in shown],
+                  col_titles=["a", "- b", "+ c", f"= composite ({best})", "true target", "pixel arithmetic"],
+                  title=f"{name}: analogies a - b + c scored against the true emoji", cell=1.2)
+
+    write_text(OUT / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text(OUT / "analogies.json", json.dumps(per_analogy, indent=1) + "\n")
+    for name in MODELS:
+        m = metrics[name][metrics[name]["best_method"]]
+        print(f"compose[{name}]: {len(items)} analogies, {metrics[name]['best_method']}: mse {m['mse']:.4f}, "
+              f"beats pixel {m['beats_pixel']:.0%}, beats copy {m['beats_copy']:.0%}, top-5 {m['top5']:.0%}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,93 @@
+"""evaluate: score both models on the test split and write the metrics, figures and report.
+
+Test MSE is the mean over images and pixels (values in [0, 1]); PSNR is the mean over images
+of 10 * log10(1 / MSE). Writes reports/metrics.json (headline metrics, with the compose
+scores under `compose`), reports/evaluate/ (reconstructions, confusion matrix, learning
+curves, per-class table) and reports/report.md.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stages.config import load_params, run_stage
+from stages.data import read_split, split_tensors, write_text
+from stages.figures import save_curves, save_grid
+from stages.model import load_model
+from stages.report import render_report
+
+MODELS = ("ae", "aux")
+OUT = Path("reports/evaluate")
+
+
+@torch.no_grad()
+def score(model, x: torch.Tensor, labels: np.ndarray, class_names: list[str]) -> tuple[dict, torch.Tensor, np.ndarray | None]:
+    recon, logits = model(x.to(next(model.parameters()).device))
+    recon = recon.cpu()
+    per_image = (recon - x).pow(2).flatten(1).mean(1).numpy()
+    metrics = {
+        "test_mse": float(per_image.mean()),
+        "test_psnr": float(np.mean(10 * np.log10(1 / np.maximum(per_image, 1e-10)))),
+        "test_mse_per_class": {name: float(per_image[labels == k].mean()) for k, name in enumerate(class_names)},
+    }
+    predicted = None
+    if logits is not None:
+        predicted = logits.argmax(1).cpu().numpy()
+        metrics["test_accuracy"] = float((predicted == labels).mean())
+    return metrics, recon, predicted
+
+
+def learning_curves(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """DVCLive's per-epoch TSVs, as {metric: (epochs, values)}."""
+    curves = {}
+    for tsv in sorted((Path("reports") / f"train_{name}" / "plots" / "metrics").rglob("*.tsv")):
+        table = pd.read_csv(tsv, sep="\t")
+        curves[f"{tsv.parent.name}/{tsv.stem}"] = (table["step"].to_numpy() + 1, table.iloc[:, -1].to_numpy())
+    return curves
+
+
+def main():
+    params = load_params()
+    class_names = [rule.name for rule in params.data.classes]
+    test = read_split("data/augmented/test.parquet")
+    x = split_tensors(test)
+    labels = test["label"].to_numpy()
+
+    metrics, recons = {}, {}
+    for name in MODELS:
+        metrics[name], recons[name], predicted = score(load_model(Path("models") / name / "model.pt"), x, labels, class_names)
+    metrics["aux"]["mse_vs_ae"] = metrics["aux"]["test_mse"] / metrics["ae"]["test_mse"]
+    metrics["compose"] = json.loads(Path("reports/compose/metrics.json").read_text())
+    write_text("reports/metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+    # Confusion matrix in the layout of DVC's `confusion` template.
+    confusion = [{"actual": class_names[a], "predicted": class_names[p]} for a, p in zip(labels, predicted)]
+    write_text(OUT / "confusion.json", json.dumps(confusion, indent=1) + "\n")
+
+    # Originals above their reconstructions: the first unaugmented test image of each kind.
+    shown = np.flatnonzero(~test["augmented"].to_numpy())[:10]
+    save_grid(OUT / "reconstructions.png", [[x[i] for i in shown], *[[recons[m][i] for i in shown] for m in MODELS]],
+              row_titles=["original", *[f"{m} ({metrics[m]['test_mse']:.4f})" for m in MODELS]],
+              col_titles=[test["text"].iloc[i] for i in shown], title="Test images and their reconstructions (test MSE)")
+
+    curves = {name: learning_curves(name) for name in MODELS}
+    panels = [
+        {"title": f"{name}: reconstruction MSE", "ylabel": "MSE", "log": True,
+         "series": {split: curves[name][f"{split}/mse"] for split in ("train", "val")}}
+        for name in MODELS
+    ]
+    panels.append({"title": "aux: classification accuracy", "ylabel": "accuracy",
+                   "series": {split: curves["aux"][f"{split}/acc"] for split in ("train", "val")}})
+    save_curves(OUT / "learning_curves.png", panels, "Learning curves per epoch")
+
+    per_class = pd.DataFrame({m: metrics[m]["test_mse_per_class"] for m in MODELS})
+    write_text("reports/report.md", render_report(params, metrics, per_class, confusion))
+    print(f"evaluate: ae test mse {metrics['ae']['test_mse']:.4f} psnr {metrics['ae']['test_psnr']:.2f}; "
+          f"aux test mse {metrics['aux']['test_mse']:.4f} accuracy {metrics['aux']['test_accuracy']:.3f}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
