@@ -14,7 +14,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from stages.config import PipelineError, load_params, run_stage
-from stages.data import SPLITS, decode_png, png_bytes, read_split, write_split
+from stages.data import SPLITS, png_bytes, read_split, split_images, write_split
 from stages.figures import save_grid
 
 IN = Path("data/prepared")
@@ -54,17 +54,18 @@ def augment_split(images: torch.Tensor, target: int, aug, seed: int) -> torch.Te
 def main():
     params = load_params()
     aug = params.augment
-    previews = []
-    for index, split in enumerate(SPLITS):
-        frame = read_split(IN / f"{split}.parquet")
+    frames = {split: read_split(IN / f"{split}.parquet") for split in SPLITS}
+    for split, frame in frames.items():  # check every split before writing any
         target = getattr(aug.targets, split)
         if target < len(frame):
             raise PipelineError(
                 f"augment.targets.{split} is {target} but the {split} split already has "
                 f"{len(frame)} originals: set it to at least {len(frame)}"
             )
-        originals = torch.from_numpy(np.stack([decode_png(i["bytes"]) for i in frame["image"]])).permute(0, 3, 1, 2)
-        expanded = augment_split(originals, target, aug, params.seed + index)
+    previews = []
+    for index, (split, frame) in enumerate(frames.items()):
+        target = getattr(aug.targets, split)
+        expanded = augment_split(split_images(frame), target, aug, params.seed + index)
         source = np.arange(target) % len(frame)
         meta = frame.drop(columns="image").iloc[source].assign(augmented=np.arange(target) >= len(frame))
         images = [png_bytes(Image.fromarray(x.permute(1, 2, 0).numpy())) for x in expanded]

@@ -35,9 +35,12 @@ METHODS = ("single", "family_mean")  # latent arithmetic with one exemplar pair,
 
 def parse_recipe(recipe: str) -> list[tuple[float, str]]:
     """'a - b + c' -> [(1, 'a'), (-1, 'b'), (1, 'c')]; names are lower-case words."""
-    parts = re.split(r"\s+([+-])\s+", f"+ {recipe.strip()}".replace("+ -", "-", 1))
-    terms = [(1.0 if sign == "+" else -1.0, name.strip().lower()) for sign, name in zip(parts[1::2], parts[2::2])]
-    if not terms or any(not name for _, name in terms):
+    text = recipe.strip().lower()
+    if not text.startswith(("+", "-")):
+        text = f"+ {text}"
+    parts = re.split(r"(?:^|\s+)([+-])\s+", text)
+    terms = [(1.0 if sign == "+" else -1.0, name.strip()) for sign, name in zip(parts[1::2], parts[2::2])]
+    if not terms or any(not name or name[0] in "+-" or name[-1] in "+-" for _, name in terms):
         raise PipelineError(f"compose recipe '{recipe}' is malformed: write it as 'name - name + name'")
     return terms
 

@@ -128,14 +128,10 @@ class Params(Strict):
         return self
 
 
-def _describe(error: dict, raw: dict) -> str:
+def _describe(error: dict) -> str:
     where = ".".join(str(p) for p in error["loc"])
     if error["type"] == "extra_forbidden":
-        parent = raw
-        for part in error["loc"][:-1]:
-            parent = parent.get(part, {}) if isinstance(parent, dict) else {}
-        known = set(_known_keys(error["loc"][:-1])) - set(parent or {})
-        close = difflib.get_close_matches(str(error["loc"][-1]), sorted(known), n=1)
+        close = difflib.get_close_matches(str(error["loc"][-1]), _known_keys(error["loc"][:-1]), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"{where}: unknown key{hint}"
     message = error["msg"].removeprefix("Value error, ")
@@ -157,7 +153,7 @@ def parse_params(raw: dict) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(_describe(err, raw) for err in e.errors())
+        problems = "; ".join(_describe(err) for err in e.errors())
         raise PipelineError(f"params.yaml is invalid: {problems}. Fix these keys and re-run.")
 
 

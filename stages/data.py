@@ -226,7 +226,11 @@ def read_split(path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def split_images(frame: pd.DataFrame) -> torch.Tensor:
+    """All images of a split as one uint8 tensor (N, C, H, W), decoded once."""
+    return torch.from_numpy(np.stack([decode_png(image["bytes"]) for image in frame["image"]])).permute(0, 3, 1, 2)
+
+
 def split_tensors(frame: pd.DataFrame) -> torch.Tensor:
-    """All images of a split as one float tensor (N, C, H, W) in [0, 1], decoded once."""
-    pixels = np.stack([decode_png(image["bytes"]) for image in frame["image"]])
-    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255)
+    """All images of a split as one float tensor (N, C, H, W) in [0, 1]."""
+    return split_images(frame).float().div(255)

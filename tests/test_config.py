@@ -1,0 +1,60 @@
+import pytest
+
+from stages.config import PipelineError, load_params, parse_params
+from tests.conftest import REPO, default_params
+
+
+def error_of(params: dict) -> str:
+    with pytest.raises(PipelineError) as caught:
+        parse_params(params)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_the_committed_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.latent > 0 and params.data.source == "openmoji"
+
+
+@pytest.mark.parametrize("latent", [0, -4, 2.5, "big"])
+def test_latent_must_be_a_positive_integer(latent):
+    params = default_params()
+    params["latent"] = latent
+    assert "latent" in error_of(params)
+
+
+def test_every_bad_key_is_reported_at_once_with_suggestions():
+    params = default_params()
+    params["latnet"] = 32
+    params["train"]["lrr"] = params["train"].pop("lr")
+    params["data"]["size"] = 0
+    params["train"]["epochs"] = -1
+    message = error_of(params)
+    assert "latnet: unknown key (did you mean 'latent'?)" in message
+    assert "train.lrr: unknown key (did you mean 'lr'?)" in message
+    assert "train.lr: Field required" in message
+    assert "data.size" in message and "train.epochs" in message
+
+
+def test_split_ratios_must_sum_to_one():
+    params = default_params()
+    params["data"]["split"] = {"train": 0.7, "val": 0.2, "test": 0.2}
+    assert "split ratios must sum to 1, got 1.1" in error_of(params)
+
+
+def test_negative_learning_rate_is_rejected():
+    params = default_params()
+    params["train"]["lr"] = -0.001
+    assert "train.lr" in error_of(params)
+
+
+def test_size_must_fit_the_number_of_stride_two_blocks():
+    params = default_params()
+    params["data"]["size"] = 60
+    assert "divisible by 16" in error_of(params)
+
+
+def test_missing_params_file_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match="not found"):
+        load_params(tmp_path / "params.yaml")

@@ -1,0 +1,92 @@
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from stages.config import PipelineError
+from stages.model import Autoencoder, encode_all, evaluate, fit, load_model, save_model, seed_everything
+
+
+class RecordingLive:
+    """Stands in for dvclive.Live: keeps what fit() logs."""
+
+    def __init__(self):
+        self.rows, self.current = [], {}
+
+    def log_metric(self, name, value):
+        self.current[name] = value
+
+    def next_step(self):
+        self.rows.append(self.current)
+        self.current = {}
+
+
+def toy_data(n=48, size=16, classes=2):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 3, size, size, generator=g)
+    return x, torch.randint(0, classes, (n,), generator=g)
+
+
+def config(**overrides):
+    return SimpleNamespace(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, **overrides})
+
+
+@pytest.mark.parametrize("size,channels", [(16, [8, 16]), (64, [8, 16, 32, 32])])
+def test_output_shape_equals_input_and_latent_has_the_configured_size(size, channels):
+    model = Autoencoder(size=size, channels=channels, latent=32)
+    x = torch.rand(2, 3, size, size)
+    recon, logits = model(x)
+    assert recon.shape == x.shape and logits is None
+    assert model.encode(x).shape == (2, 32)
+    assert 0 <= recon.min() and recon.max() <= 1
+
+
+def test_training_lowers_the_loss_and_logs_every_epoch():
+    seed_everything(0, 2)
+    x, y = toy_data()
+    model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=2)
+    before = evaluate(model, x, y)["mse"]
+    live = RecordingLive()
+    fit(model, (x, y), (x, y), config(epochs=5), live, aux_lambda=0.1)
+    assert len(live.rows) == 5
+    assert set(live.rows[0]) == {"train/mse", "train/ce", "train/acc", "val/mse", "val/ce", "val/acc"}
+    assert live.rows[-1]["val/mse"] < before
+
+
+def test_same_seed_same_weights():
+    def train_once():
+        seed_everything(3, 2)
+        x, y = toy_data()
+        model = Autoencoder(size=16, channels=[8, 16], latent=8)
+        fit(model, (x, y), (x, y), config(), RecordingLive(), seed=3)
+        return model.state_dict()
+
+    first, second = train_once(), train_once()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_diverging_loss_stops_training_with_the_epoch_and_a_hint():
+    x, y = toy_data()
+    x[0, 0, 0, 0] = float("nan")
+    model = Autoencoder(size=16, channels=[8, 16], latent=8)
+    with pytest.raises(PipelineError, match=r"became nan in epoch 1: lower train.lr"):
+        fit(model, (x, y), (x, y), config(), RecordingLive())
+
+
+def test_saved_models_reload_with_weights_only_and_give_the_same_latents(tmp_path):
+    model = Autoencoder(size=16, channels=[8, 16], latent=8, n_classes=3, hidden=10, dropout=0.1).eval()
+    save_model(model, tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt")
+    x, _ = toy_data(n=4)
+    assert torch.equal(encode_all(model, x), encode_all(loaded, x))
+    assert loaded.config == model.config
+
+
+def test_a_model_file_that_would_run_code_is_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"config": Payload(), "state_dict": {}}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        load_model(tmp_path / "evil.pt")
