@@ -59,7 +59,7 @@ def tiny_params(**data_overrides) -> dict:
     params = default_params()
     params["latent"] = 16
     params["data"].update(size=16, **data_overrides)
-    params["augment"]["targets"] = {"train": 60, "val": 24, "test": 24}
+    params["augment"]["targets"] = {"train": 100, "val": 40, "test": 40}
     params["model"]["channels"] = [8, 16]
     params["train"].update(epochs=2, batch_size=16)
     return params

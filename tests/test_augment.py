@@ -40,7 +40,7 @@ def test_augment_stage_is_bitwise_reproducible_and_rejects_small_targets(workdir
     assert first == {s: (workdir / f"data/augmented/{s}.parquet").read_bytes() for s in data.SPLITS}
 
     train = pd.read_parquet(workdir / "data/augmented/train.parquet")
-    assert len(train) == 60 and (~train["augmented"]).sum() == len(pd.read_parquet("data/prepared/train.parquet"))
+    assert len(train) == 100 and (~train["augmented"]).sum() == len(pd.read_parquet("data/prepared/train.parquet"))
     test_texts = set(pd.read_parquet("data/prepared/test.parquet")["text"])
     assert set(pd.read_parquet("data/augmented/test.parquet")["text"]) == test_texts  # copies stay in their split
 

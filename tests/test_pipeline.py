@@ -44,7 +44,7 @@ def test_repro_writes_metrics_report_and_figures(pipeline):
     for link in ("evaluate/learning_curves.png", "evaluate/reconstructions.png", "compose/ae/analogies.png"):
         assert f"]({link})" in report and (pipeline / "reports" / link).stat().st_size > 1000
     latents = __import__("torch").load(pipeline / "models/ae/latents.pt", weights_only=True)
-    assert latents["train"]["z"].shape == (60, 16) and len(latents["test"]["text"]) == 24
+    assert latents["train"]["z"].shape == (100, 16) and len(latents["test"]["text"]) == 40
 
 
 def test_second_repro_is_up_to_date_and_forced_rerun_gives_identical_hashes(pipeline):
