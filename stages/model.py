@@ -165,10 +165,16 @@ def decode_all(model, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     return torch.cat([model.decode(z[i].to(dev)).cpu() for i in batches(len(z), batch_size)])
 
 
+def save_torch(obj, path) -> None:
+    """torch.save, atomically. Through a file object, because torch names the archive inside
+    after the file, and the temporary name would make equal models differ byte for byte."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
 def save_model(model, path) -> None:
     state = {k: v.cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"config": model.config, "state_dict": state}, tmp)
+    save_torch({"config": model.config, "state_dict": state}, path)
 
 
 def load_model(path) -> Autoencoder:

@@ -16,8 +16,8 @@ from dvclive import Live
 from torchinfo import summary
 
 from stages.config import PipelineError, load_params, run_stage
-from stages.data import SPLITS, atomic_path, read_split, split_tensors, write_text
-from stages.model import Autoencoder, device, encode_all, fit, save_model, seed_everything
+from stages.data import SPLITS, read_split, split_tensors, write_text
+from stages.model import Autoencoder, device, encode_all, fit, save_model, save_torch, seed_everything
 
 DATA = Path("data/augmented")
 
@@ -56,8 +56,7 @@ def main():
         }
         for split in SPLITS
     }
-    with atomic_path(out / "latents.pt") as tmp:
-        torch.save(latents, tmp)
+    save_torch(latents, out / "latents.pt")
 
 
 if __name__ == "__main__":

@@ -72,8 +72,12 @@ def test_hub_route_goes_through_datasets_load_dataset_with_the_pinned_revision(v
 
 
 def test_unreachable_hub_says_to_use_the_embedded_or_a_local_source(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+    import huggingface_hub
+
+    # As on a machine without network: the libraries read these flags at import time.
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(PipelineError, match="data.source=openmoji") as caught:
         data.load_source(source("someone/no-such-emoji-dataset"))
     assert "\n" not in str(caught.value)
