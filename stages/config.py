@@ -6,6 +6,7 @@ bad key listed at once, instead of silently training with the default.
 
 import difflib
 import math
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -55,6 +56,12 @@ class Data(Strict):
     rgba: bool = False
     split: Split
     classes: Annotated[list[ClassRule], Field(min_length=2)]
+
+    @model_validator(mode="after")
+    def _size_is_a_power_of_two(self):
+        if self.size < 8 or self.size & (self.size - 1):
+            raise ValueError(f"data.size must be a power of two of at least 8 (16, 32, 64, 128), got {self.size}")
+        return self
 
 
 class Targets(Strict):
@@ -117,16 +124,6 @@ class Params(Strict):
     aux: Aux
     compose: Compose
 
-    @model_validator(mode="after")
-    def _size_fits_model(self):
-        factor = 2 ** len(self.model.channels)
-        if self.data.size % factor:
-            raise ValueError(
-                f"data.size {self.data.size} must be divisible by {factor} "
-                f"(2 ** the number of model.channels)"
-            )
-        return self
-
 
 def _describe(error: dict) -> str:
     where = ".".join(str(p) for p in error["loc"])
@@ -170,7 +167,12 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 
 
 def run_stage(main) -> None:
-    """Run a stage's main(); a PipelineError becomes one line on stderr and exit code 1."""
+    """Run a stage's main(); a PipelineError becomes one line on stderr and exit code 1.
+
+    SIGTERM exits through Python's unwinding, like Ctrl-C, so the atomic writers in flight
+    remove their temporary files.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         main()
     except PipelineError as e:

@@ -38,30 +38,46 @@ def up(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(
         nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
         nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
+        nn.LeakyReLU(0.2, inplace=True),
     )
 
 
+def latent_grid(size: int, latent: int) -> int:
+    """Side of the latent grid: the finest (at most size / 4) that holds `latent` values in
+    at least two channels. Finer grids keep each value local, which reconstructs unseen emoji
+    far better than a coarse grid with many channels at the same budget."""
+    grid = size // 4
+    while grid > 1 and (latent % grid**2 or latent // grid**2 < 2):
+        grid //= 2
+    return grid
+
+
 class Autoencoder(nn.Module):
-    """DCGAN-style: stride-2 convolutions down to a small grid, one linear layer to a latent
-    vector, and the mirror image back up. Only the latent passes from encoder to decoder."""
+    """DCGAN-style: stride-2 convolutions down to the latent grid, a 3x3 convolution to a few
+    latent channels, and the mirror image back up. The latent is that grid flattened, a
+    vector of `latent` values, and the only thing that passes from encoder to decoder. No
+    fully connected layer: what the model learns about one part of an emoji applies
+    everywhere, which is what generalises to emoji it has never seen."""
 
     def __init__(self, size: int, channels: list[int], latent: int, in_channels: int = 3,
                  n_classes: int = 0, hidden: int = 64, dropout: float = 0.0):
         super().__init__()
         self.config = dict(size=size, channels=list(channels), latent=latent, in_channels=in_channels,
                            n_classes=n_classes, hidden=hidden, dropout=dropout)
-        widths = [in_channels, *channels]
-        self.grid = size // 2 ** len(channels)
-        flat = channels[-1] * self.grid**2
+        self.grid = latent_grid(size, latent)
+        self.latent_channels = latent // self.grid**2
+        levels = (size // self.grid).bit_length() - 1
+        # channels[i] is the width after i + 1 halvings; deeper levels keep the last width.
+        widths = [in_channels, *[channels[min(i, len(channels) - 1)] for i in range(levels)]]
         self.encoder = nn.Sequential(
             *[down(a, b) for a, b in zip(widths[:-1], widths[1:])],
-            nn.Flatten(),
-            nn.Linear(flat, latent),
+            nn.Conv2d(widths[-1], self.latent_channels, 3, padding=1),
         )
-        self.decoder_input = nn.Sequential(nn.Linear(latent, flat), nn.ReLU(inplace=True))
         rev = widths[::-1]
         self.decoder = nn.Sequential(
+            nn.Conv2d(self.latent_channels, widths[-1], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[-1]),
+            nn.LeakyReLU(0.2, inplace=True),
             *[up(a, b) for a, b in zip(rev[:-2], rev[1:-1])],
             nn.ConvTranspose2d(rev[-2], in_channels, 4, stride=2, padding=1),
             nn.Sigmoid(),
@@ -72,11 +88,10 @@ class Autoencoder(nn.Module):
         ) if n_classes else None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        return self.encoder(x).flatten(1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.decoder_input(z).view(len(z), -1, self.grid, self.grid)
-        return self.decoder(h)
+        return self.decoder(z.view(len(z), self.latent_channels, self.grid, self.grid))
 
     def forward(self, x: torch.Tensor):
         z = self.encode(x)

@@ -65,6 +65,21 @@ def tiny_params(**data_overrides) -> dict:
     return params
 
 
+def synthetic_params(source) -> dict:
+    """Tiny params for a parquet of NAMES: two classes (it has no person or object) and
+    recipes that use its names."""
+    classes = [{"name": "animal", "words": ["cat", "dog", "tiger", "monkey", "fox", "pig"]}, {"name": "face", "words": []}]
+    params = tiny_params(source=str(source), classes=classes)
+    params["compose"] = {
+        "concepts": {"cat": ["crying cat face", "weary cat face"], "human": ["crying face", "weary face"]},
+        "recipes": ["crying cat face - crying face + pouting face", "grinning face + cat - human"],
+        "strip": {"base": "grinning face", "attribute": "cat - human", "alphas": [0, 1]},
+        "slerp": ["grinning face", "dog face"],
+        "slerp_steps": 3,
+    }
+    return params
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
     """An empty directory to run stages in, as the repository root would be."""

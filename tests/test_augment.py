@@ -4,7 +4,7 @@ import torch
 
 from stages import augment, data, prepare
 from stages.config import PipelineError, parse_params
-from tests.conftest import tiny_params, write_params
+from tests.conftest import synthetic_params, tiny_params, write_params
 
 
 def originals(n=5, channels=3, size=16):
@@ -29,9 +29,7 @@ def test_augment_is_seeded_and_handles_rgba():
 
 
 def test_augment_stage_is_bitwise_reproducible_and_rejects_small_targets(workdir, valhalla_parquet):
-    params = tiny_params(source=str(valhalla_parquet),
-                         classes=[{"name": "animal", "words": ["cat", "dog", "tiger", "monkey", "fox", "pig"]},
-                                  {"name": "face", "words": []}])
+    params = synthetic_params(valhalla_parquet)
     write_params(workdir, params)
     prepare.main()
     augment.main()

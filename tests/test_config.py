@@ -49,12 +49,14 @@ def test_negative_learning_rate_is_rejected():
     assert "train.lr" in error_of(params)
 
 
-def test_size_must_fit_the_number_of_stride_two_blocks():
+@pytest.mark.parametrize("size", [60, 4, 0])
+def test_size_must_be_a_power_of_two(size):
     params = default_params()
-    params["data"]["size"] = 60
-    assert "divisible by 16" in error_of(params)
+    params["data"]["size"] = size
+    assert "data.size" in error_of(params)
 
 
 def test_missing_params_file_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="not found"):
         load_params(tmp_path / "params.yaml")
+

@@ -8,7 +8,7 @@ from PIL import Image
 
 from stages import data, prepare
 from stages.config import PipelineError, parse_params
-from tests.conftest import NAMES, emoji_png, tiny_params, write_params, write_valhalla_parquet
+from tests.conftest import NAMES, emoji_png, synthetic_params, tiny_params, write_params, write_valhalla_parquet
 
 
 def source(path, include=("face",), exclude=("clock",), revision="main"):
@@ -116,9 +116,7 @@ def test_openmoji_renders_named_faces():
 
 
 def test_prepare_writes_stratified_splits_and_a_summary(workdir, valhalla_parquet):
-    write_params(workdir, tiny_params(source=str(valhalla_parquet), split={"train": 0.6, "val": 0.2, "test": 0.2},
-                                      classes=[{"name": "animal", "words": ["cat", "dog", "tiger", "monkey", "fox", "pig"]},
-                                               {"name": "face", "words": []}]))
+    write_params(workdir, synthetic_params(valhalla_parquet))
     prepare.main()
     frames = {s: pd.read_parquet(f"data/prepared/{s}.parquet") for s in data.SPLITS}
     assert sum(len(f) for f in frames.values()) == len(NAMES) - 2

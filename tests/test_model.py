@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stages.config import PipelineError
-from stages.model import Autoencoder, encode_all, evaluate, fit, load_model, save_model, seed_everything
+from stages.model import Autoencoder, encode_all, latent_grid, evaluate, fit, load_model, save_model, seed_everything
 
 
 class RecordingLive:
@@ -31,13 +31,19 @@ def config(**overrides):
     return SimpleNamespace(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, **overrides})
 
 
-@pytest.mark.parametrize("size,channels", [(16, [8, 16]), (64, [8, 16, 32, 32])])
-def test_output_shape_equals_input_and_latent_has_the_configured_size(size, channels):
-    model = Autoencoder(size=size, channels=channels, latent=32)
+@pytest.mark.parametrize("size,latent,grid", [(64, 32, 4), (64, 128, 8), (64, 512, 16), (64, 2048, 16), (64, 100, 2),
+                                               (64, 7, 1), (16, 16, 2)])
+def test_latent_grid_is_the_finest_that_holds_two_channels(size, latent, grid):
+    assert latent_grid(size, latent) == grid
+
+
+@pytest.mark.parametrize("size,latent", [(16, 16), (64, 128), (64, 7)])
+def test_output_shape_equals_input_and_latent_has_the_configured_size(size, latent):
+    model = Autoencoder(size=size, channels=[8, 16, 32], latent=latent)
     x = torch.rand(2, 3, size, size)
     recon, logits = model(x)
     assert recon.shape == x.shape and logits is None
-    assert model.encode(x).shape == (2, 32)
+    assert model.encode(x).shape == (2, latent)
     assert 0 <= recon.min() and recon.max() <= 1
 
 
@@ -57,7 +63,7 @@ def test_same_seed_same_weights():
     def train_once():
         seed_everything(3, 2)
         x, y = toy_data()
-        model = Autoencoder(size=16, channels=[8, 16], latent=8)
+        model = Autoencoder(size=16, channels=[8, 16], latent=16)
         fit(model, (x, y), (x, y), config(), RecordingLive(), seed=3)
         return model.state_dict()
 
@@ -68,13 +74,13 @@ def test_same_seed_same_weights():
 def test_a_diverging_loss_stops_training_with_the_epoch_and_a_hint():
     x, y = toy_data()
     x[0, 0, 0, 0] = float("nan")
-    model = Autoencoder(size=16, channels=[8, 16], latent=8)
+    model = Autoencoder(size=16, channels=[8, 16], latent=16)
     with pytest.raises(PipelineError, match=r"became nan in epoch 1: lower train.lr"):
         fit(model, (x, y), (x, y), config(), RecordingLive())
 
 
 def test_saved_models_reload_with_weights_only_and_give_the_same_latents(tmp_path):
-    model = Autoencoder(size=16, channels=[8, 16], latent=8, n_classes=3, hidden=10, dropout=0.1).eval()
+    model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=3, hidden=10, dropout=0.1).eval()
     save_model(model, tmp_path / "model.pt")
     loaded = load_model(tmp_path / "model.pt")
     x, _ = toy_data(n=4)

@@ -62,8 +62,8 @@ def test_plots_render_and_an_experiment_shows_its_metrics(pipeline):
     assert "ae: reconstruction MSE per epoch" in html and "reconstructions.png" in html
 
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "tiny"], cwd=pipeline, check=True)
-    dvc(pipeline, "exp", "run", "-S", "latent=8", "--name", "latent8")
+    dvc(pipeline, "exp", "run", "-S", "latent=32", "--name", "latent32")
     table = dvc(pipeline, "exp", "show", "--md", "--no-pager")
-    assert "latent8" in table and "ae.test_mse" in table
+    assert "latent32" in table and "ae.test_mse" in table
     shown = json.loads(dvc(pipeline, "exp", "show", "--json"))
     assert yaml.safe_dump(shown)  # machine-readable too

@@ -1,0 +1,91 @@
+"""Bad input, as a user meets it: each stage run from the command line fails with one line
+on stderr that names the problem and the fix, exits non-zero, and writes nothing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, synthetic_params, tiny_params, write_params, write_valhalla_parquet
+
+
+def run_stage(directory: Path, *module: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", *module], cwd=directory, env=env, capture_output=True, text=True)
+
+
+def assert_clean_failure(result, *fragments):
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in last
+
+
+def files_under(directory: Path) -> set:
+    return {p.relative_to(directory) for p in directory.rglob("*") if p.is_file()}
+
+
+def bad(source_dir: Path, **changes) -> dict:
+    params = synthetic_params(write_valhalla_parquet(source_dir / "emoji.parquet"))
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        target = params
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
+    return params
+
+
+CASES = {
+    "latent zero": ({"latent": 0}, ["latent"]),
+    "latent not an integer": ({"latent": 1.5}, ["latent"]),
+    "size not positive": ({"data__size": -16}, ["data.size"]),
+    "split not summing to one": ({"data__split": {"train": 0.5, "val": 0.2, "test": 0.2}}, ["sum to 1"]),
+    "negative learning rate": ({"train__lr": -1.0}, ["train.lr"]),
+    "negative epochs": ({"train__epochs": -3}, ["train.epochs"]),
+    "typo in a key": ({"train__epocs": 3}, ["train.epocs: unknown key (did you mean 'epochs'?)"]),
+    "filter selects nothing": ({"data__include": ["spaceship"]}, ["widen data.include"]),
+    "class empty in a split": ({"data__classes": [{"name": "tiger", "words": ["tiger"]}, {"name": "rest", "words": []}]},
+                               ["class tiger has no image"]),
+    "missing local source": ({"data__source": "nowhere/emoji.parquet"}, ["does not exist"]),
+    "unreachable hub": ({"data__source": "someone/not-reachable"}, ["data.source=openmoji"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_prepare_rejects_bad_input_in_one_line_and_writes_nothing(case, tmp_path):
+    changes, fragments = CASES[case]
+    work = tmp_path / "work"
+    work.mkdir()
+    write_params(work, bad(tmp_path, **changes))
+    before = files_under(work)
+    env_offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    os.environ.update(env_offline)
+    try:
+        result = run_stage(work, "stages.prepare")
+    finally:
+        for key in env_offline:
+            os.environ.pop(key)
+    assert_clean_failure(result, *fragments)
+    assert files_under(work) == before
+
+
+def test_compose_rejects_an_unknown_name_with_the_closest_names(tmp_path):
+    params = bad(tmp_path)
+    write_params(tmp_path, params)
+    assert run_stage(tmp_path, "stages.prepare").returncode == 0
+    params["compose"]["recipes"] = ["nerd face - crying face + weary cat fase"]
+    write_params(tmp_path, params)
+    before = files_under(tmp_path)
+    result = run_stage(tmp_path, "stages.compose")
+    assert_clean_failure(result, "'weary cat fase'", "closest: 'weary cat face'")
+    assert files_under(tmp_path) == before
+
+
+def test_training_stage_without_data_says_to_run_the_earlier_stages(tmp_path):
+    write_params(tmp_path, tiny_params())
+    assert_clean_failure(run_stage(tmp_path, "stages.train", "ae"), "run the earlier stages first")
