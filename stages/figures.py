@@ -63,6 +63,8 @@ def save_curves(path, panels: list[dict], title: str) -> None:
         ax.set_ylabel(panel["ylabel"])
         if panel.get("log"):
             ax.set_yscale("log")
+        if panel.get("logx"):
+            ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)

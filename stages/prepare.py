@@ -12,7 +12,15 @@ import pandas as pd
 
 from stages.config import PipelineError, load_params, run_stage
 from stages.data import (
-    SPLITS, assign_class, decode_png, load_source, png_bytes, stratified_split, to_square, write_split, write_text,
+    SPLITS,
+    assign_class,
+    decode_png,
+    load_source,
+    png_bytes,
+    stratified_split,
+    to_square,
+    write_split,
+    write_text,
 )
 from stages.figures import save_grid
 

@@ -1,8 +1,10 @@
 """Small data the tests build themselves: synthetic emoji in the valhalla parquet layout."""
 
 import io
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -104,3 +106,14 @@ def copy_repo(destination: Path) -> Path:
     subprocess.run([*git, "add", "-A"], cwd=destination, check=True)
     subprocess.run([*git, "commit", "-qm", "copy"], cwd=destination, check=True)
     return destination
+
+
+def venv_env() -> dict:
+    """The environment with this interpreter's bin first, so stages run with `python` find it."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def dvc(repo: Path, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=venv_env(), capture_output=True, text=True)
+    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stages.config import PipelineError
-from stages.model import Autoencoder, encode_all, latent_grid, evaluate, fit, load_model, save_model, seed_everything
+from stages.model import Autoencoder, encode_all, evaluate, fit, latent_grid, load_model, save_model, seed_everything
 
 
 class RecordingLive:

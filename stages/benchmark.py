@@ -1,0 +1,140 @@
+"""benchmark: the project's autoencoder against the assignment's reference architecture.
+
+    dvc repro augment && python -m stages.benchmark      # about 15 minutes on 2 CPU cores
+
+At each latent budget (values the decoder receives), both models train on the pipeline's
+augmented train split, are compared on validation, and touch the test split once at the
+end. The reference is the public solutions' plain strided autoencoder (Adam, lr 1e-2,
+batch 16, 200 epochs, latent 4x4xC); ours is stages/model.py with params.yaml's training
+settings. Also trains the aux model at the default latent, for the auxiliary-task cost.
+Writes reports/benchmark.json and reports/benchmark/rate_distortion.png; not a pipeline
+stage, since it is slow and its inputs change rarely. Commit both, then `dvc repro`
+refreshes the report.
+"""
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from stages.config import load_params, run_stage
+from stages.data import SPLITS, read_split, split_tensors, write_text
+from stages.figures import save_curves
+from stages.model import Autoencoder, batches, device, evaluate, fit, seed_everything
+
+BUDGETS = (32, 128, 512, 2048)
+OUT = Path("reports/benchmark.json")
+FIGURE = Path("reports/benchmark/rate_distortion.png")
+
+
+class Reference(nn.Module):
+    """Conv 3-16-32-64-C (k3, s2, ReLU) and its transpose; the latent is 4x4xC at 64 px."""
+
+    def __init__(self, latent_channels: int, in_channels: int = 3):
+        super().__init__()
+        widths = [in_channels, 16, 32, 64, latent_channels]
+        self.encoder = nn.Sequential(*[m for a, b in zip(widths, widths[1:]) for m in (nn.Conv2d(a, b, 3, 2, 1), nn.ReLU())])
+        rev = widths[::-1]
+        layers = [m for a, b in zip(rev[:-1], rev[1:]) for m in (nn.ConvTranspose2d(a, b, 3, 2, 1, output_padding=1), nn.ReLU())]
+        self.decoder = nn.Sequential(*layers[:-1], nn.Sigmoid())
+        self.classifier = None
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x)), None
+
+
+class NoLog:
+    """fit() logs to DVCLive in the pipeline; the benchmark keeps only final numbers."""
+
+    def log_metric(self, name, value):
+        pass
+
+    def next_step(self):
+        pass
+
+
+def train_reference(model, x, epochs: int, seed: int) -> None:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-5)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in tqdm(range(epochs), desc="reference", unit="epoch", leave=False):
+        model.train()
+        for index in batches(len(x), 16, generator):
+            xb = x[index].to(device())
+            loss = F.mse_loss(model(xb)[0], xb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+
+def timed(train) -> float:
+    start = time.perf_counter()
+    train()
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
+    parser.add_argument("--reference-epochs", type=int, default=200)
+    args = parser.parse_args()
+    params = load_params()
+    seed_everything(params.seed, params.train.threads)
+    data = {s: read_split(Path("data/augmented") / f"{s}.parquet") for s in SPLITS}
+    x = {s: split_tensors(f) for s, f in data.items()}
+    y = {s: torch.tensor(f["label"].to_numpy()) for s, f in data.items()}
+    size, channels = x["train"].shape[-1], x["train"].shape[1]
+    n_train = len(x["train"])
+
+    rows = []
+    for budget in args.budgets:
+        cells = (size // 16) ** 2  # the reference halves four times
+        row = {"latent": budget}
+        torch.manual_seed(params.seed)
+        reference = Reference(max(1, budget // cells), channels).to(device())
+        seconds = timed(lambda: train_reference(reference, x["train"], args.reference_epochs, params.seed))
+        row.update(reference_val_mse=evaluate(reference, x["val"])["mse"], reference_test_mse=evaluate(reference, x["test"])["mse"],
+                   reference_params=sum(p.numel() for p in reference.parameters()),
+                   reference_images_per_s=args.reference_epochs * n_train / seconds, reference_seconds=seconds)
+
+        torch.manual_seed(params.seed)
+        ours = Autoencoder(size, params.model.channels, budget, channels).to(device())
+        seconds = timed(lambda: fit(ours, (x["train"], y["train"]), (x["val"], y["val"]), params.train, NoLog(), seed=params.seed))
+        row.update(project_val_mse=evaluate(ours, x["val"])["mse"], project_test_mse=evaluate(ours, x["test"])["mse"],
+                   project_params=sum(p.numel() for p in ours.parameters()),
+                   project_images_per_s=params.train.epochs * n_train / seconds, project_seconds=seconds)
+        row["ratio"] = row["project_test_mse"] / row["reference_test_mse"]
+        rows.append(row)
+        print(f"latent {budget}: reference {row['reference_test_mse']:.5f} ({row['reference_images_per_s']:.0f} img/s), "
+              f"ours {row['project_test_mse']:.5f} ({row['project_images_per_s']:.0f} img/s), ratio {row['ratio']:.3f}")
+
+    # The auxiliary task's cost, at the default latent and the same epochs.
+    aux_results = {}
+    for name, head in (("ae", {}), ("aux", dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout))):
+        torch.manual_seed(params.seed)
+        model = Autoencoder(size, params.model.channels, params.latent, channels, **head).to(device())
+        fit(model, (x["train"], y["train"]), (x["val"], y["val"]), params.train, NoLog(),
+            aux_lambda=params.aux.lambda_ if head else 0.0, seed=params.seed)
+        aux_results[name] = evaluate(model, x["test"], y["test"])
+    aux = {"latent": params.latent, "ae_test_mse": aux_results["ae"]["mse"], "aux_test_mse": aux_results["aux"]["mse"],
+           "aux_test_accuracy": aux_results["aux"]["acc"], "mse_ratio": aux_results["aux"]["mse"] / aux_results["ae"]["mse"]}
+    print(f"aux at latent {params.latent}: accuracy {aux['aux_test_accuracy']:.3f}, MSE ratio aux/ae {aux['mse_ratio']:.3f}")
+
+    result = {"machine": f"{platform.machine()} {platform.processor() or platform.system()}, torch {torch.__version__}, {device().type}",
+              "threads": torch.get_num_threads(), "reference_epochs": args.reference_epochs,
+              "project_epochs": params.train.epochs, "budgets": rows, "aux": aux}
+    write_text(OUT, json.dumps(result, indent=2) + "\n")
+    budgets = [r["latent"] for r in rows]
+    save_curves(FIGURE, [{"title": "test MSE against latent size", "ylabel": "test MSE", "xlabel": "latent values", "log": True, "logx": True,
+                          "series": {"reference (public solutions)": (budgets, [r["reference_test_mse"] for r in rows]),
+                                     "this project": (budgets, [r["project_test_mse"] for r in rows])}}],
+                "Rate-distortion on the test split")
+
+
+if __name__ == "__main__":
+    run_stage(main)
