@@ -182,8 +182,9 @@ Ordered word rules on the emoji text (first match wins), from `data.classes` in 
 
 ### (b) The classifier and its hyper-parameters
 
-A head on the latent vector: Linear({params.latent}, {aux.hidden}) - ReLU - Dropout({aux.dropout}) - Linear({aux.hidden}, {len(class_names)}).
-Loss = MSE + {aux.lambda_} x cross-entropy; the autoencoder and its training are otherwise identical to part 1
+A head on the latent grid ({grid}x{grid}x{latent_channels}): 3x3 convolutions to {aux.hidden // 2} and {aux.hidden} channels (ReLU),
+a global max-pool, dropout {aux.dropout} and a linear layer to {len(class_names)} classes, so it looks for shapes wherever
+they are. Loss = MSE + {aux.lambda_} x cross-entropy; the autoencoder and its training are otherwise identical to part 1
 (same seed, epochs, optimiser and schedule).
 
 ### (c) Learning curves
