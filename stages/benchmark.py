@@ -26,7 +26,7 @@ from tqdm import tqdm
 from stages.config import load_params, run_stage
 from stages.data import SPLITS, read_split, split_tensors, write_text
 from stages.figures import save_curves
-from stages.model import Autoencoder, batches, device, evaluate, fit, seed_everything
+from stages.model import batches, build_autoencoder, device, evaluate, fit, seed_everything
 
 BUDGETS = (32, 128, 512, 2048)
 OUT = Path("reports/benchmark.json")
@@ -103,7 +103,7 @@ def main():
                    reference_images_per_s=args.reference_epochs * n_train / seconds, reference_seconds=seconds)
 
         torch.manual_seed(params.seed)
-        ours = Autoencoder(size, params.model.channels, budget, channels).to(device())
+        ours = build_autoencoder(params, size, channels, classifier=False, latent=budget)
         seconds = timed(lambda: fit(ours, (x["train"], y["train"]), (x["val"], y["val"]), params.train, NoLog(), seed=params.seed))
         row.update(project_val_mse=evaluate(ours, x["val"])["mse"], project_test_mse=evaluate(ours, x["test"])["mse"],
                    project_params=sum(p.numel() for p in ours.parameters()),
@@ -115,11 +115,11 @@ def main():
 
     # The auxiliary task's cost, at the default latent and the same epochs.
     aux_results = {}
-    for name, head in (("ae", {}), ("aux", dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout))):
+    for name in ("ae", "aux"):
         torch.manual_seed(params.seed)
-        model = Autoencoder(size, params.model.channels, params.latent, channels, **head).to(device())
+        model = build_autoencoder(params, size, channels, classifier=name == "aux")
         fit(model, (x["train"], y["train"]), (x["val"], y["val"]), params.train, NoLog(),
-            aux_lambda=params.aux.lambda_ if head else 0.0, seed=params.seed)
+            aux_lambda=params.aux.lambda_ if name == "aux" else 0.0, seed=params.seed)
         aux_results[name] = evaluate(model, x["test"], y["test"])
     aux = {"latent": params.latent, "ae_test_mse": aux_results["ae"]["mse"], "aux_test_mse": aux_results["aux"]["mse"],
            "aux_test_accuracy": aux_results["aux"]["acc"], "mse_ratio": aux_results["aux"]["mse"] / aux_results["ae"]["mse"]}

@@ -104,6 +104,12 @@ class Autoencoder(nn.Module):
         return self.decode(z), logits
 
 
+def build_autoencoder(params, size: int, in_channels: int, classifier: bool, latent: int | None = None) -> Autoencoder:
+    """The model params.yaml describes, with the aux classifier head or without."""
+    head = dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout) if classifier else {}
+    return Autoencoder(size, params.model.channels, latent or params.latent, in_channels, **head).to(device())
+
+
 def batches(n: int, batch_size: int, generator=None):
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]

@@ -17,7 +17,7 @@ from torchinfo import summary
 
 from stages.config import PipelineError, load_params, run_stage
 from stages.data import SPLITS, read_split, split_tensors, write_text
-from stages.model import Autoencoder, device, encode_all, fit, save_model, save_torch, seed_everything
+from stages.model import build_autoencoder, device, encode_all, fit, save_model, save_torch, seed_everything
 
 DATA = Path("data/augmented")
 
@@ -32,10 +32,7 @@ def main():
     frames = {split: read_split(DATA / f"{split}.parquet") for split in SPLITS}
     tensors = {split: (split_tensors(f), torch.tensor(f["label"].to_numpy())) for split, f in frames.items()}
     images = tensors["train"][0]
-    head = dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout) if name == "aux" else {}
-    model = Autoencoder(
-        size=images.shape[-1], channels=params.model.channels, latent=params.latent, in_channels=images.shape[1], **head
-    ).to(device())
+    model = build_autoencoder(params, images.shape[-1], images.shape[1], classifier=name == "aux")
 
     out, report = Path("models") / name, Path("reports") / f"train_{name}"
     table = summary(model, input_size=(1, *images.shape[1:]), device=device(), verbose=0,
