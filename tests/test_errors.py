@@ -52,6 +52,7 @@ CASES = {
     "class empty in a split": ({"data__classes": [{"name": "tiger", "words": ["tiger"]}, {"name": "rest", "words": []}]},
                                ["class tiger has no image"]),
     "missing local source": ({"data__source": "nowhere/emoji.parquet"}, ["does not exist"]),
+    "unknown source": ({"data__source": "opnemoji"}, ["'opnemoji' does not exist", "data.source=openmoji"]),
     "unreachable hub": ({"data__source": "someone/not-reachable"}, ["data.source=openmoji"]),
 }
 
