@@ -56,15 +56,15 @@ def main():
     x = split_tensors(test)
     labels = test["label"].to_numpy()
 
-    metrics, recons = {}, {}
+    metrics, recons, predictions = {}, {}, {}
     for name in MODELS:
-        metrics[name], recons[name], predicted = score(load_model(Path("models") / name / "model.pt"), x, labels, class_names)
+        metrics[name], recons[name], predictions[name] = score(load_model(Path("models") / name / "model.pt"), x, labels, class_names)
     metrics["aux"]["mse_vs_ae"] = metrics["aux"]["test_mse"] / metrics["ae"]["test_mse"]
     metrics["compose"] = json.loads(Path("reports/compose/metrics.json").read_text())
     write_text("reports/metrics.json", json.dumps(metrics, indent=2) + "\n")
 
     # Confusion matrix in the layout of DVC's `confusion` template.
-    confusion = [{"actual": class_names[a], "predicted": class_names[p]} for a, p in zip(labels, predicted)]
+    confusion = [{"actual": class_names[a], "predicted": class_names[p]} for a, p in zip(labels, predictions["aux"])]
     write_text(OUT / "confusion.json", json.dumps(confusion, indent=1) + "\n")
 
     # Originals above their reconstructions: the first unaugmented test image of each kind.
