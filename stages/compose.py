@@ -155,8 +155,6 @@ def main():
 
     # Check every name and concept before any work, so a typo costs seconds, not a run.
     for concept, members in cfg.concepts.items():
-        if len(members) < 1:
-            raise PipelineError(f"compose.concepts.{concept} is empty: list at least one emoji")
         check_names(members, names, f"compose.concepts.{concept}")
     recipes = [parse_recipe(r) for r in cfg.recipes]
     for recipe, terms in zip(cfg.recipes, recipes):

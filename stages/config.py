@@ -107,7 +107,7 @@ class Strip(Strict):
 
 
 class Compose(Strict):
-    concepts: dict[str, list[str]]
+    concepts: dict[str, Annotated[list[str], Field(min_length=1)]]
     recipes: list[str]
     strip: Strip
     slerp: tuple[str, str]
