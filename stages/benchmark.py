@@ -6,7 +6,9 @@ At each latent budget (values the decoder receives), both models train on the pi
 augmented train split, are compared on validation, and touch the test split once at the
 end. The reference is the public solutions' plain strided autoencoder (Adam, lr 1e-2,
 batch 16, 200 epochs, latent 4x4xC); ours is stages/model.py with params.yaml's training
-settings. Also trains the aux model at the default latent, for the auxiliary-task cost.
+settings and the finest latent grid at each budget, its latents refined as the pipeline's evaluate stage does (params' refine). Both
+are scored with one encoder pass and refined, so the table shows what each part adds; the
+headline ratio is ours refined over the reference as published. Also trains the aux model at the default latent, for the auxiliary-task cost.
 Writes reports/benchmark.json and reports/benchmark/rate_distortion.png; not a pipeline
 stage, since it is slow and its inputs change rarely. Commit both, then `dvc repro`
 refreshes the report.
@@ -44,9 +46,17 @@ class Reference(nn.Module):
         layers = [m for a, b in zip(rev[:-1], rev[1:]) for m in (nn.ConvTranspose2d(a, b, 3, 2, 1, output_padding=1), nn.ReLU())]
         self.decoder = nn.Sequential(*layers[:-1], nn.Sigmoid())
         self.classifier = None
+        self.latent_channels = latent_channels
+
+    def encode(self, x):
+        return self.encoder(x).flatten(1)
+
+    def decode(self, z):
+        side = int((z.shape[1] // self.latent_channels) ** 0.5)
+        return self.decoder(z.view(len(z), self.latent_channels, side, side))
 
     def forward(self, x):
-        return self.decoder(self.encoder(x)), None
+        return self.decode(self.encode(x)), None
 
 
 class NoLog:
@@ -72,6 +82,15 @@ def train_reference(model, x, epochs: int, seed: int) -> None:
             optimizer.step()
 
 
+def scores(prefix: str, model, x: dict, refine) -> dict:
+    """Test MSE with the encoder's single pass and with the refined latent (params' refine),
+    and refined validation MSE. Both models are scored both ways, so the table separates what
+    refinement adds from what the architecture adds."""
+    return {f"{prefix}_one_pass_test_mse": evaluate(model, x["test"])["mse"],
+            f"{prefix}_refined_test_mse": evaluate(model, x["test"], refine=refine)["mse"],
+            f"{prefix}_refined_val_mse": evaluate(model, x["val"], refine=refine)["mse"]}
+
+
 def timed(train) -> float:
     start = time.perf_counter()
     train()
@@ -83,7 +102,10 @@ def main():
     parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
     parser.add_argument("--reference-epochs", type=int, default=200)
     args = parser.parse_args()
+    # Reconstruction is what is benchmarked, so ours uses the layout that reconstructs best at
+    # every budget (the finest grid), whatever model.grid the pipeline composes with.
     params = load_params()
+    params = params.model_copy(update={"model": params.model.model_copy(update={"grid": None})})
     seed_everything(params.seed, params.train.threads)
     data = {s: read_split(Path("data/augmented") / f"{s}.parquet") for s in SPLITS}
     x = {s: split_tensors(f) for s, f in data.items()}
@@ -98,20 +120,24 @@ def main():
         torch.manual_seed(params.seed)
         reference = Reference(max(1, budget // cells), channels).to(device())
         seconds = timed(lambda: train_reference(reference, x["train"], args.reference_epochs, params.seed))
-        row.update(reference_val_mse=evaluate(reference, x["val"])["mse"], reference_test_mse=evaluate(reference, x["test"])["mse"],
+        row.update(scores("reference", reference, x, params.refine),
                    reference_params=sum(p.numel() for p in reference.parameters()),
                    reference_images_per_s=args.reference_epochs * n_train / seconds, reference_seconds=seconds)
 
         torch.manual_seed(params.seed)
         ours = build_autoencoder(params, size, channels, classifier=False, latent=budget)
         seconds = timed(lambda: fit(ours, (x["train"], y["train"]), (x["val"], y["val"]), params.train, NoLog(), seed=params.seed))
-        row.update(project_val_mse=evaluate(ours, x["val"])["mse"], project_test_mse=evaluate(ours, x["test"])["mse"],
+        row.update(scores("project", ours, x, params.refine),
                    project_params=sum(p.numel() for p in ours.parameters()),
                    project_images_per_s=params.train.epochs * n_train / seconds, project_seconds=seconds)
-        row["ratio"] = row["project_test_mse"] / row["reference_test_mse"]
+        # The headline ratio: ours as the pipeline encodes (refined), the reference as published (one pass).
+        row["ratio"] = row["project_refined_test_mse"] / row["reference_one_pass_test_mse"]
+        row["ratio_both_one_pass"] = row["project_one_pass_test_mse"] / row["reference_one_pass_test_mse"]
+        row["ratio_both_refined"] = row["project_refined_test_mse"] / row["reference_refined_test_mse"]
         rows.append(row)
-        print(f"latent {budget}: reference {row['reference_test_mse']:.5f} ({row['reference_images_per_s']:.0f} img/s), "
-              f"ours {row['project_test_mse']:.5f} ({row['project_images_per_s']:.0f} img/s), ratio {row['ratio']:.3f}")
+        print(f"latent {budget}: reference {row['reference_one_pass_test_mse']:.5f} (refined {row['reference_refined_test_mse']:.5f}, "
+              f"{row['reference_images_per_s']:.0f} img/s), ours {row['project_refined_test_mse']:.5f} (one pass "
+              f"{row['project_one_pass_test_mse']:.5f}, {row['project_images_per_s']:.0f} img/s), ratio {row['ratio']:.3f}")
 
     # The auxiliary task's cost, at the default latent and the same epochs.
     aux_results = {}
@@ -120,7 +146,7 @@ def main():
         model = build_autoencoder(params, size, channels, classifier=name == "aux")
         fit(model, (x["train"], y["train"]), (x["val"], y["val"]), params.train, NoLog(),
             aux_lambda=params.aux.lambda_ if name == "aux" else 0.0, seed=params.seed)
-        aux_results[name] = evaluate(model, x["test"], y["test"])
+        aux_results[name] = evaluate(model, x["test"], y["test"], params.refine)
     aux = {"latent": params.latent, "ae_test_mse": aux_results["ae"]["mse"], "aux_test_mse": aux_results["aux"]["mse"],
            "aux_test_accuracy": aux_results["aux"]["acc"], "mse_ratio": aux_results["aux"]["mse"] / aux_results["ae"]["mse"]}
     print(f"aux at latent {params.latent}: accuracy {aux['aux_test_accuracy']:.3f}, MSE ratio aux/ae {aux['mse_ratio']:.3f}")
@@ -131,8 +157,9 @@ def main():
     write_text(OUT, json.dumps(result, indent=2) + "\n")
     budgets = [r["latent"] for r in rows]
     save_curves(FIGURE, [{"title": "test MSE against latent size", "ylabel": "test MSE", "xlabel": "latent values", "log": True, "logx": True,
-                          "series": {"reference (public solutions)": (budgets, [r["reference_test_mse"] for r in rows]),
-                                     "this project": (budgets, [r["project_test_mse"] for r in rows])}}],
+                          "series": {f"{who}, {how}": (budgets, [r[f"{key}_{how.replace(' ', '_')}_test_mse"] for r in rows])
+                                     for who, key in (("reference", "reference"), ("this project", "project"))
+                                     for how in ("one pass", "refined")}}],
                 "Rate-distortion on the test split")
 
 

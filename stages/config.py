@@ -84,6 +84,7 @@ class Augment(Strict):
 
 class Model(Strict):
     channels: Annotated[list[PositiveInt], Field(min_length=1)]
+    grid: PositiveInt | None = None
 
 
 class Train(Strict):
@@ -92,6 +93,11 @@ class Train(Strict):
     lr: Annotated[float, Field(gt=0)]
     weight_decay: NonNegative
     threads: PositiveInt
+
+
+class Refine(Strict):
+    steps: Annotated[int, Field(strict=True, ge=0)]
+    lr: Annotated[float, Field(gt=0)]
 
 
 class Aux(Strict):
@@ -121,8 +127,21 @@ class Params(Strict):
     augment: Augment
     model: Model
     train: Train
+    refine: Refine
     aux: Aux
     compose: Compose
+
+    @model_validator(mode="after")
+    def _latent_fills_the_grid(self):
+        grid = self.model.grid
+        if grid is None:
+            return self
+        if grid & (grid - 1) or grid > self.data.size // 4:
+            raise ValueError(f"model.grid must be a power of two of at most data.size / 4 = {self.data.size // 4}, got {grid}")
+        if self.latent % grid**2:
+            raise ValueError(f"latent {self.latent} does not fill a {grid}x{grid} grid (model.grid): use a multiple of "
+                             f"{grid**2}, or model.grid: null for the finest grid that fits")
+        return self
 
 
 def _describe(error: dict) -> str:

@@ -42,10 +42,13 @@ def up(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-def latent_grid(size: int, latent: int) -> int:
-    """Side of the latent grid: the finest (at most size / 4) that holds `latent` values in
-    at least two channels. Finer grids keep each value local, which reconstructs unseen emoji
-    far better than a coarse grid with many channels at the same budget."""
+def latent_grid(size: int, latent: int, grid: int | None = None) -> int:
+    """Side of the latent grid: `grid` when given, else the finest (at most size / 4) that
+    holds `latent` values in at least two channels. Finer grids keep each value local, which
+    reconstructs unseen emoji best; coarse grids make each value describe the whole face,
+    which is what latent arithmetic needs (see params.yaml, model.grid)."""
+    if grid is not None:
+        return grid
     grid = size // 4
     while grid > 1 and (latent % grid**2 or latent // grid**2 < 2):
         grid //= 2
@@ -60,11 +63,11 @@ class Autoencoder(nn.Module):
     everywhere, which is what generalises to emoji it has never seen."""
 
     def __init__(self, size: int, channels: list[int], latent: int, in_channels: int = 3,
-                 n_classes: int = 0, hidden: int = 64, dropout: float = 0.0):
+                 n_classes: int = 0, hidden: int = 64, dropout: float = 0.0, grid: int | None = None):
         super().__init__()
         self.config = dict(size=size, channels=list(channels), latent=latent, in_channels=in_channels,
-                           n_classes=n_classes, hidden=hidden, dropout=dropout)
-        self.grid = latent_grid(size, latent)
+                           n_classes=n_classes, hidden=hidden, dropout=dropout, grid=grid)
+        self.grid = latent_grid(size, latent, grid)
         self.latent_channels = latent // self.grid**2
         levels = (size // self.grid).bit_length() - 1
         # channels[i] is the width after i + 1 halvings; deeper levels keep the last width.
@@ -107,7 +110,8 @@ class Autoencoder(nn.Module):
 def build_autoencoder(params, size: int, in_channels: int, classifier: bool, latent: int | None = None) -> Autoencoder:
     """The model params.yaml describes, with the aux classifier head or without."""
     head = dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout) if classifier else {}
-    return Autoencoder(size, params.model.channels, latent or params.latent, in_channels, **head).to(device())
+    return Autoencoder(size, params.model.channels, latent or params.latent, in_channels, grid=params.model.grid,
+                       **head).to(device())
 
 
 def batches(n: int, batch_size: int, generator=None):
@@ -115,22 +119,20 @@ def batches(n: int, batch_size: int, generator=None):
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-@torch.no_grad()
-def evaluate(model, x, y=None, batch_size: int = 256) -> dict:
-    """Mean per-pixel MSE (and cross-entropy and accuracy when labelled) over a split."""
-    model.eval()
-    dev = next(model.parameters()).device
-    sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0}
-    for index in batches(len(x), batch_size):
-        xb = x[index].to(dev)
-        recon, logits = model(xb)
-        sums["mse"] += F.mse_loss(recon, xb, reduction="sum").item() / xb[0].numel()
-        if logits is not None and y is not None:
-            yb = y[index].to(dev)
-            sums["ce"] += F.cross_entropy(logits, yb, reduction="sum").item()
-            sums["acc"] += (logits.argmax(1) == yb).sum().item()
-    keys = ["mse", "ce", "acc"] if model.classifier is not None and y is not None else ["mse"]
-    return {k: sums[k] / len(x) for k in keys}
+def evaluate(model, x, y=None, refine=None) -> dict:
+    """Mean per-pixel MSE (and cross-entropy and accuracy when labelled) over a split.
+
+    The classifier reads the encoder's latent, which is what it was trained on; the
+    reconstruction decodes the refined latent when `refine` (params' refine section) is given.
+    """
+    z = encode_all(model, x)
+    recon = decode_all(model, encode_all(model, x, refine) if refine is not None and refine.steps else z)
+    result = {"mse": F.mse_loss(recon, x).item()}
+    if model.classifier is not None and y is not None:
+        with torch.no_grad():
+            logits = model.classifier(z.to(next(model.parameters()).device)).cpu()
+        result.update(ce=F.cross_entropy(logits, y).item(), acc=(logits.argmax(1) == y).float().mean().item())
+    return result
 
 
 def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0) -> None:
@@ -177,11 +179,35 @@ def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0) ->
         progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()})
 
 
-@torch.no_grad()
-def encode_all(model, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def refine_latents(model, x: torch.Tensor, z: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
+    """`steps` of Adam on the latents z alone, to lower the decoder's error on x.
+
+    An encoder trained on few distinct emoji guesses a code for an unseen one that the
+    decoder can beat: in development, refining cut validation MSE by about a third. The model
+    stays fixed and the decoder still receives only the latent.
+    """
+    z = z.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=lr)
+    for _ in range(steps):
+        loss = F.mse_loss(model.decode(z), x, reduction="sum")
+        (z.grad,) = torch.autograd.grad(loss, z)  # gradients for z only, none for the weights
+        optimizer.step()
+    return z.detach()
+
+
+def encode_all(model, x: torch.Tensor, refine=None, batch_size: int = 256) -> torch.Tensor:
+    """The latent of every image: the encoder's, refined when `refine` asks for steps."""
     model.eval()
     dev = next(model.parameters()).device
-    return torch.cat([model.encode(x[i].to(dev)).cpu() for i in batches(len(x), batch_size)])
+    latents = []
+    for index in batches(len(x), batch_size):
+        xb = x[index].to(dev)
+        with torch.no_grad():
+            z = model.encode(xb)
+        if refine is not None and refine.steps:
+            z = refine_latents(model, xb, z, refine.steps, refine.lr)
+        latents.append(z.cpu())
+    return torch.cat(latents)
 
 
 @torch.no_grad()

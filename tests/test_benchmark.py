@@ -8,7 +8,8 @@ from tests.conftest import synthetic_params, write_params
 def test_reference_matches_the_assignment_shape():
     model = benchmark.Reference(latent_channels=8)
     x = __import__("torch").rand(2, 3, 64, 64)
-    assert model.encoder(x).shape == (2, 8, 4, 4) and model(x)[0].shape == x.shape  # 128 latent values
+    assert model.encoder(x).shape == (2, 8, 4, 4) and model(x)[0].shape == x.shape
+    assert model.encode(x).shape == (2, 128) and model.decode(model.encode(x)).shape == x.shape
 
 
 def test_benchmark_writes_both_models_per_budget_and_the_aux_comparison(workdir, valhalla_parquet, monkeypatch):
@@ -20,7 +21,8 @@ def test_benchmark_writes_both_models_per_budget_and_the_aux_comparison(workdir,
     result = json.loads((workdir / "reports/benchmark.json").read_text())
     assert [row["latent"] for row in result["budgets"]] == [16, 32]
     for row in result["budgets"]:
-        assert row["ratio"] == row["project_test_mse"] / row["reference_test_mse"]
+        assert row["ratio"] == row["project_refined_test_mse"] / row["reference_one_pass_test_mse"]
+        assert row["ratio_both_refined"] == row["project_refined_test_mse"] / row["reference_refined_test_mse"]
         assert row["reference_images_per_s"] > 0 and row["project_params"] > 0
     assert 0 <= result["aux"]["aux_test_accuracy"] <= 1 and result["aux"]["mse_ratio"] > 0
     assert (workdir / "reports/benchmark/rate_distortion.png").stat().st_size > 1000

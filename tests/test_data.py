@@ -22,11 +22,13 @@ def test_text_filter_matches_whole_words():
 
 
 def test_class_rules_are_ordered_and_the_last_catches_the_rest():
-    rules = parse_params(tiny_params()).data.classes
+    classes = [{"name": "animal", "words": ["cat", "moon"]}, {"name": "sky", "words": ["moon", "sun"]},
+               {"name": "face", "words": []}]
+    rules = parse_params(tiny_params(classes=classes)).data.classes
     names = [r.name for r in rules]
     assert names[data.assign_class("crying cat face", rules)] == "animal"
-    assert names[data.assign_class("person with pouting face", rules)] == "person"
-    assert names[data.assign_class("full moon with face", rules)] == "other"
+    assert names[data.assign_class("full moon with face", rules)] == "animal"  # first match wins
+    assert names[data.assign_class("sun with face", rules)] == "sky"
     assert names[data.assign_class("nerd face", rules)] == "face"
 
 

@@ -47,6 +47,13 @@ def test_output_shape_equals_input_and_latent_has_the_configured_size(size, late
     assert 0 <= recon.min() and recon.max() <= 1
 
 
+def test_a_fixed_grid_holds_the_latent_in_its_channels():
+    model = Autoencoder(size=64, channels=[8, 16], latent=128, grid=2)
+    x = torch.rand(2, 3, 64, 64)
+    assert (model.grid, model.latent_channels) == (2, 32)
+    assert model.encoder(x).shape == (2, 32, 2, 2) and model(x)[0].shape == x.shape
+
+
 def test_training_lowers_the_loss_and_logs_every_epoch():
     seed_everything(0, 2)
     x, y = toy_data()
@@ -57,6 +64,23 @@ def test_training_lowers_the_loss_and_logs_every_epoch():
     assert len(live.rows) == 5
     assert set(live.rows[0]) == {"train/mse", "train/ce", "train/acc", "val/mse", "val/ce", "val/acc"}
     assert live.rows[-1]["val/mse"] < before
+
+
+def test_refining_the_latent_lowers_the_error_and_leaves_the_model_alone():
+    seed_everything(0, 2)
+    x, y = toy_data()
+    x = torch.nn.functional.interpolate(x[:, :, :4, :4], size=16, mode="bilinear")  # smooth: learnable
+    model = Autoencoder(size=16, channels=[8, 16], latent=16)
+    fit(model, (x, y), (x, y), config(epochs=20, lr=1e-2), RecordingLive())
+    model.zero_grad(set_to_none=True)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    refine = SimpleNamespace(steps=30, lr=0.05)
+    one_pass, refined = encode_all(model, x), encode_all(model, x, refine, batch_size=20)
+    assert refined.shape == one_pass.shape and not torch.equal(refined, one_pass)
+    assert evaluate(model, x, refine=refine)["mse"] < 0.9 * evaluate(model, x)["mse"]
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(encode_all(model, x, SimpleNamespace(steps=0, lr=0.05)), one_pass)
 
 
 def test_same_seed_same_weights():
