@@ -138,7 +138,7 @@ torchinfo's table:
 - DCGAN-style strided convolutions instead of pooling: the network learns its own down- and up-sampling.
 - A spatial latent and no fully connected layer. With {counts.loc['train'].sum()} distinct training emoji, a
   linear bottleneck memorises whole images (in development runs it reached a validation MSE of 0.046 against 0.021
-  for this design at the same 128 values); convolutions share what they learn about outlines, eyes and
+  for an 8x8x2 convolutional latent at the same 128 values); convolutions share what they learn about outlines, eyes and
   mouths across positions, which carries over to emoji the model has never seen.
 - The latent grid is a trade-off between reconstruction and composition (`model.grid`, here {grid}x{grid}).
   A fine grid keeps each value local: it reconstructs unseen emoji best, but a latent sum then behaves like a
