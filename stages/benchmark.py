@@ -1,14 +1,15 @@
 """benchmark: the project's autoencoder against the assignment's reference architecture.
 
-    dvc repro augment && python -m stages.benchmark      # about 15 minutes on 2 CPU cores
+    dvc repro augment && python -m stages.benchmark      # about 30 minutes on 2 CPU cores
 
 At each latent budget (values the decoder receives), both models train on the pipeline's
 augmented train split, are compared on validation, and touch the test split once at the
 end. The reference is the public solutions' plain strided autoencoder (Adam, lr 1e-2,
 batch 16, 200 epochs, latent 4x4xC); ours is stages/model.py with params.yaml's training
-settings and the finest latent grid at each budget, its latents refined as the pipeline's evaluate stage does (params' refine). Both
-are scored with one encoder pass and refined, so the table shows what each part adds; the
-headline ratio is ours refined over the reference as published. Also trains the aux model at the default latent, for the auxiliary-task cost.
+settings and the finest latent grid at each budget. Both are scored with one encoder pass and
+with the refined latent (params' refine), so the table shows what each part adds; the
+headline ratio is ours refined over the reference as published. Also trains the aux model at
+the default latent, for the auxiliary-task cost.
 Writes reports/benchmark.json and reports/benchmark/rate_distortion.png; not a pipeline
 stage, since it is slow and its inputs change rarely. Commit both, then `dvc repro`
 refreshes the report.
@@ -157,9 +158,9 @@ def main():
     write_text(OUT, json.dumps(result, indent=2) + "\n")
     budgets = [r["latent"] for r in rows]
     save_curves(FIGURE, [{"title": "test MSE against latent size", "ylabel": "test MSE", "xlabel": "latent values", "log": True, "logx": True,
-                          "series": {f"{who}, {how}": (budgets, [r[f"{key}_{how.replace(' ', '_')}_test_mse"] for r in rows])
-                                     for who, key in (("reference", "reference"), ("this project", "project"))
-                                     for how in ("one pass", "refined")}}],
+                          "series": {f"{label}, {how.replace('_', ' ')}": (budgets, [r[f"{key}_{how}_test_mse"] for r in rows])
+                                     for label, key in (("reference", "reference"), ("this project", "project"))
+                                     for how in ("one_pass", "refined")}}],
                 "Rate-distortion on the test split")
 
 
