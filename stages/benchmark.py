@@ -1,15 +1,16 @@
 """benchmark: the project's autoencoder against the assignment's reference architecture.
 
-    dvc repro augment && python -m stages.benchmark      # about 30 minutes on 2 CPU cores
+    dvc repro augment && python -m stages.benchmark      # about 40 minutes on 2 CPU cores
 
 At each latent budget (values the decoder receives), both models train on the pipeline's
 augmented train split, are compared on validation, and touch the test split once at the
 end. The reference is the public solutions' plain strided autoencoder (Adam, lr 1e-2,
-batch 16, 200 epochs, latent 4x4xC); ours is stages/model.py with params.yaml's training
-settings and the finest latent grid at each budget. Both are scored with one encoder pass and
-with the refined latent (params' refine), so the table shows what each part adds; the
-headline ratio is ours refined over the reference as published. Also trains the aux model at
-the default latent, for the auxiliary-task cost.
+batch 16, 200 epochs, latent 4x4xC); ours is stages/model.py with the finest latent grid at
+each budget, trained as params.yaml says and regularised (SETTINGS), keeping the one with the
+lower validation MSE. Both are scored with one encoder pass and with the refined latent
+(params' refine), so the table shows what each part adds; the headline ratio is ours refined
+over the reference as published. Also trains the aux model at the default latent, for the
+auxiliary-task cost.
 Writes reports/benchmark.json and reports/benchmark/rate_distortion.png; not a pipeline
 stage, since it is slow and its inputs change rarely. Commit both, then `dvc repro`
 refreshes the report.
@@ -32,6 +33,10 @@ from stages.figures import save_curves
 from stages.model import batches, build_autoencoder, device, evaluate, fit, seed_everything
 
 BUDGETS = (32, 128, 512, 2048)
+# Ours trains at each budget as params.yaml says and regularised as below; the benchmark keeps
+# the one with the lower refined validation MSE. Regularising helped most at small budgets in
+# development, but the pipeline keeps it off because it broke composition on the 2x2 grid.
+SETTINGS = {"params.yaml": {}, "regularised": {"model": {"decoder_dropout": 0.1}, "train": {"paste": 0.5}}}
 OUT = Path("reports/benchmark.json")
 FIGURE = Path("reports/benchmark/rate_distortion.png")
 
@@ -92,6 +97,12 @@ def scores(prefix: str, model, x: dict, refine) -> dict:
             f"{prefix}_refined_val_mse": evaluate(model, x["val"], refine=refine)["mse"]}
 
 
+def with_settings(params, model: dict | None = None, train: dict | None = None):
+    """params with some model and train keys replaced."""
+    return params.model_copy(update={"model": params.model.model_copy(update=model or {}),
+                                     "train": params.train.model_copy(update=train or {})})
+
+
 def timed(train) -> float:
     start = time.perf_counter()
     train()
@@ -105,8 +116,7 @@ def main():
     args = parser.parse_args()
     # Reconstruction is what is benchmarked, so ours uses the layout that reconstructs best at
     # every budget (the finest grid), whatever model.grid the pipeline composes with.
-    params = load_params()
-    params = params.model_copy(update={"model": params.model.model_copy(update={"grid": None})})
+    params = with_settings(load_params(), model={"grid": None})
     seed_everything(params.seed, params.train.threads)
     data = {s: read_split(Path("data/augmented") / f"{s}.parquet") for s in SPLITS}
     x = {s: split_tensors(f) for s, f in data.items()}
@@ -125,10 +135,16 @@ def main():
                    reference_params=sum(p.numel() for p in reference.parameters()),
                    reference_images_per_s=args.reference_epochs * n_train / seconds, reference_seconds=seconds)
 
-        torch.manual_seed(params.seed)
-        ours = build_autoencoder(params, size, channels, classifier=False, latent=budget)
-        seconds = timed(lambda: fit(ours, (x["train"], y["train"]), (x["val"], y["val"]), params.train, NoLog(), seed=params.seed))
-        row.update(scores("project", ours, x, params.refine),
+        candidates = []
+        for setting, overrides in SETTINGS.items():
+            variant = with_settings(params, **overrides)
+            torch.manual_seed(params.seed)
+            model = build_autoencoder(variant, size, channels, classifier=False, latent=budget)
+            seconds = timed(lambda: fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant.train, NoLog(), seed=params.seed))
+            candidates.append((evaluate(model, x["val"], refine=params.refine)["mse"], setting, model, seconds))
+        _, setting, ours, seconds = min(candidates, key=lambda candidate: candidate[0])
+        row.update(scores("project", ours, x, params.refine), project_setting=setting,
+                   project_refined_val_mse_by_setting={name: mse for mse, name, *_ in candidates},
                    project_params=sum(p.numel() for p in ours.parameters()),
                    project_images_per_s=params.train.epochs * n_train / seconds, project_seconds=seconds)
         # The headline ratio: ours as the pipeline encodes (refined), the reference as published (one pass).
@@ -138,7 +154,7 @@ def main():
         rows.append(row)
         print(f"latent {budget}: reference {row['reference_one_pass_test_mse']:.5f} (refined {row['reference_refined_test_mse']:.5f}, "
               f"{row['reference_images_per_s']:.0f} img/s), ours {row['project_refined_test_mse']:.5f} (one pass "
-              f"{row['project_one_pass_test_mse']:.5f}, {row['project_images_per_s']:.0f} img/s), ratio {row['ratio']:.3f}")
+              f"{row['project_one_pass_test_mse']:.5f}, {row['project_images_per_s']:.0f} img/s, {setting}), ratio {row['ratio']:.3f}")
 
     # The auxiliary task's cost, at the default latent and the same epochs.
     aux_results = {}
@@ -154,7 +170,7 @@ def main():
 
     result = {"machine": f"{platform.machine()} {platform.processor() or platform.system()}, torch {torch.__version__}, {device().type}",
               "threads": torch.get_num_threads(), "reference_epochs": args.reference_epochs,
-              "project_epochs": params.train.epochs, "budgets": rows, "aux": aux}
+              "project_epochs": params.train.epochs, "settings": SETTINGS, "budgets": rows, "aux": aux}
     write_text(OUT, json.dumps(result, indent=2) + "\n")
     budgets = [r["latent"] for r in rows]
     save_curves(FIGURE, [{"title": "test MSE against latent size", "ylabel": "test MSE", "xlabel": "latent values", "log": True, "logx": True,

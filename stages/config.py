@@ -85,6 +85,7 @@ class Augment(Strict):
 class Model(Strict):
     channels: Annotated[list[PositiveInt], Field(min_length=1)]
     grid: PositiveInt | None = None
+    decoder_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
 
 class Train(Strict):
@@ -92,6 +93,7 @@ class Train(Strict):
     batch_size: PositiveInt
     lr: Annotated[float, Field(gt=0)]
     weight_decay: NonNegative
+    paste: Annotated[float, Field(ge=0, le=1)] = 0.0
     threads: PositiveInt
 
 

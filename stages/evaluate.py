@@ -17,7 +17,7 @@ import torch
 from stages.config import load_params, run_stage
 from stages.data import read_split, split_tensors, write_text
 from stages.figures import save_curves, save_grid
-from stages.model import decode_all, encode_all, load_model
+from stages.model import class_probabilities, decode_all, encode_all, load_model
 from stages.report import render_report
 
 MODELS = ("ae", "aux")
@@ -38,8 +38,7 @@ def score(model, x: torch.Tensor, labels: np.ndarray, class_names: list[str], re
     }
     predicted = None
     if model.classifier is not None:
-        with torch.no_grad():
-            predicted = model.classifier(z.to(next(model.parameters()).device)).argmax(1).cpu().numpy()
+        predicted = class_probabilities(model, x, z).argmax(1).numpy()
         metrics["test_accuracy"] = float((predicted == labels).mean())
     return metrics, recon, predicted
 

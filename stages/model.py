@@ -34,11 +34,14 @@ def down(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-def up(c_in: int, c_out: int) -> nn.Sequential:
+def up(c_in: int, c_out: int, dropout: float = 0.0) -> nn.Sequential:
     return nn.Sequential(
         nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
         nn.BatchNorm2d(c_out),
         nn.LeakyReLU(0.2, inplace=True),
+        # Whole feature maps dropped while training: the decoder cannot lean on any one
+        # feature of the few training emoji, which generalises to unseen ones (see params.yaml).
+        nn.Dropout2d(dropout),
     )
 
 
@@ -63,10 +66,12 @@ class Autoencoder(nn.Module):
     everywhere, which is what generalises to emoji it has never seen."""
 
     def __init__(self, size: int, channels: list[int], latent: int, in_channels: int = 3,
-                 n_classes: int = 0, hidden: int = 64, dropout: float = 0.0, grid: int | None = None):
+                 n_classes: int = 0, hidden: int = 64, dropout: float = 0.0, grid: int | None = None,
+                 decoder_dropout: float = 0.0):
         super().__init__()
         self.config = dict(size=size, channels=list(channels), latent=latent, in_channels=in_channels,
-                           n_classes=n_classes, hidden=hidden, dropout=dropout, grid=grid)
+                           n_classes=n_classes, hidden=hidden, dropout=dropout, grid=grid,
+                           decoder_dropout=decoder_dropout)
         self.grid = latent_grid(size, latent, grid)
         self.latent_channels = latent // self.grid**2
         levels = (size // self.grid).bit_length() - 1
@@ -81,7 +86,7 @@ class Autoencoder(nn.Module):
             nn.Conv2d(self.latent_channels, widths[-1], 3, padding=1, bias=False),
             nn.BatchNorm2d(widths[-1]),
             nn.LeakyReLU(0.2, inplace=True),
-            *[up(a, b) for a, b in zip(rev[:-2], rev[1:-1])],
+            *[up(a, b, decoder_dropout) for a, b in zip(rev[:-2], rev[1:-1])],
             nn.ConvTranspose2d(rev[-2], in_channels, 4, stride=2, padding=1),
             nn.Sigmoid(),
         )
@@ -111,7 +116,7 @@ def build_autoencoder(params, size: int, in_channels: int, classifier: bool, lat
     """The model params.yaml describes, with the aux classifier head or without."""
     head = dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout) if classifier else {}
     return Autoencoder(size, params.model.channels, latent or params.latent, in_channels, grid=params.model.grid,
-                       **head).to(device())
+                       decoder_dropout=params.model.decoder_dropout, **head).to(device())
 
 
 def batches(n: int, batch_size: int, generator=None):
@@ -119,20 +124,58 @@ def batches(n: int, batch_size: int, generator=None):
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
+@torch.no_grad()
+def class_probabilities(model, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    """The classifier's probabilities, averaged over each image and its mirror image.
+
+    The classes do not change under a mirror (training flips half the images), so the mirror
+    is a second look at the same emoji; in development the average was right more often on
+    validation (+0.5 to +1.5 points in four of four runs). It reads the encoder's latent (`z`
+    when already computed), which is what the classifier was trained on.
+    """
+    dev = next(model.parameters()).device
+    looks = [encode_all(model, x) if z is None else z, encode_all(model, x.flip(-1))]
+    return torch.stack([model.classifier(look.to(dev)).softmax(1).cpu() for look in looks]).mean(0)
+
+
 def evaluate(model, x, y=None, refine=None) -> dict:
     """Mean per-pixel MSE (and cross-entropy and accuracy when labelled) over a split.
 
-    The classifier reads the encoder's latent, which is what it was trained on; the
-    reconstruction decodes the refined latent when `refine` (params' refine section) is given.
+    The reconstruction decodes the refined latent when `refine` (params' refine section) is
+    given; the classifier's figures come from class_probabilities.
     """
     z = encode_all(model, x)
     recon = decode_all(model, encode_all(model, x, refine) if refine is not None and refine.steps else z)
     result = {"mse": F.mse_loss(recon, x).item()}
     if model.classifier is not None and y is not None:
-        with torch.no_grad():
-            logits = model.classifier(z.to(next(model.parameters()).device)).cpu()
-        result.update(ce=F.cross_entropy(logits, y).item(), acc=(logits.argmax(1) == y).float().mean().item())
+        probabilities = class_probabilities(model, x, z)
+        result.update(ce=F.nll_loss(probabilities.log(), y).item(), acc=(probabilities.argmax(1) == y).float().mean().item())
     return result
+
+
+def paste_patches(x: torch.Tensor, y: torch.Tensor, probability: float, generator) -> torch.Tensor:
+    """With `probability` per image, paste a random square (a quarter to half of the side)
+    from another image of the batch with the same label, at the same place.
+
+    New combinations of parts (the eyes of one emoji, the ears of another) with the label still
+    right: with few distinct training emoji, this helped the decoder generalise at small
+    latents (see params.yaml). Whole-batch tensor operations, no per-image Python.
+    """
+    if not probability:
+        return x
+    n, _, h, w = x.shape
+    partner = torch.arange(n)
+    for label in y.unique():
+        members = (y == label).nonzero().flatten().cpu()
+        partner[members] = members[torch.randperm(len(members), generator=generator)]
+    side = torch.randint(h // 4, h // 2 + 1, (n,), generator=generator)
+    top = (torch.rand(n, generator=generator) * (h - side + 1)).long()
+    left = (torch.rand(n, generator=generator) * (w - side + 1)).long()
+    rows, cols = torch.arange(h), torch.arange(w)
+    inside = (((rows >= top[:, None]) & (rows < (top + side)[:, None]))[:, :, None]
+              & ((cols >= left[:, None]) & (cols < (left + side)[:, None]))[:, None, :])
+    pasted = inside & (torch.rand(n, generator=generator) < probability)[:, None, None]
+    return torch.where(pasted[:, None].to(x.device), x[partner.to(x.device)], x)
 
 
 def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0) -> None:
@@ -152,7 +195,8 @@ def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0) ->
         model.train()
         sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0}
         for index in batches(len(x), cfg.batch_size, generator):
-            xb, yb = x[index].to(dev), y[index].to(dev)
+            yb = y[index].to(dev)
+            xb = paste_patches(x[index].to(dev), yb, cfg.paste, generator)
             recon, logits = model(xb)
             mse = F.mse_loss(recon, xb)
             loss = mse

@@ -24,5 +24,9 @@ def test_benchmark_writes_both_models_per_budget_and_the_aux_comparison(workdir,
         assert row["ratio"] == row["project_refined_test_mse"] / row["reference_one_pass_test_mse"]
         assert row["ratio_both_refined"] == row["project_refined_test_mse"] / row["reference_refined_test_mse"]
         assert row["reference_images_per_s"] > 0 and row["project_params"] > 0
+        by_setting = row["project_refined_val_mse_by_setting"]
+        assert set(by_setting) == set(benchmark.SETTINGS) and len(set(by_setting.values())) == 2  # both trained, differently
+        assert by_setting[row["project_setting"]] == min(by_setting.values())
+        assert abs(row["project_refined_val_mse"] - min(by_setting.values())) < 1e-6  # the kept model
     assert 0 <= result["aux"]["aux_test_accuracy"] <= 1 and result["aux"]["mse_ratio"] > 0
     assert (workdir / "reports/benchmark/rate_distortion.png").stat().st_size > 1000

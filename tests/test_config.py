@@ -62,6 +62,13 @@ def test_negative_learning_rate_is_rejected():
     assert "train.lr" in error_of(params)
 
 
+@pytest.mark.parametrize("dropout", [1, -0.1, 1.5])
+def test_decoder_dropout_must_be_a_probability_below_one(dropout):
+    params = default_params()
+    params["model"]["decoder_dropout"] = dropout
+    assert "model.decoder_dropout" in error_of(params)
+
+
 @pytest.mark.parametrize("size", [60, 4, 0])
 def test_size_must_be_a_power_of_two(size):
     params = default_params()

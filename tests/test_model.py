@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from stages.config import PipelineError
-from stages.model import Autoencoder, encode_all, evaluate, fit, latent_grid, load_model, save_model, seed_everything
+from stages.model import (Autoencoder, class_probabilities, encode_all, evaluate, fit, latent_grid, load_model,
+                          paste_patches, save_model, seed_everything)
 
 
 class RecordingLive:
@@ -28,7 +29,7 @@ def toy_data(n=48, size=16, classes=2):
 
 
 def config(**overrides):
-    return SimpleNamespace(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, **overrides})
+    return SimpleNamespace(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "paste": 0.0, **overrides})
 
 
 @pytest.mark.parametrize("size,latent,grid", [(64, 32, 4), (64, 128, 8), (64, 512, 16), (64, 2048, 16), (64, 100, 2),
@@ -54,13 +55,43 @@ def test_a_fixed_grid_holds_the_latent_in_its_channels():
     assert model.encoder(x).shape == (2, 32, 2, 2) and model(x)[0].shape == x.shape
 
 
+def test_decoder_dropout_acts_while_training_only():
+    torch.manual_seed(0)
+    model = Autoencoder(size=16, channels=[8, 16], latent=16, decoder_dropout=0.5)
+    z = torch.randn(4, 16)
+    model.train()
+    assert not torch.equal(model.decode(z), model.decode(z))
+    model.eval()
+    assert torch.equal(model.decode(z), model.decode(z))
+
+
+def test_pasted_patches_are_squares_from_an_image_of_the_same_class():
+    size, labels = 16, torch.tensor([0, 0, 0, 1, 1, 1, 1, 2])
+    x = torch.arange(8.0)[:, None, None, None].expand(8, 3, size, size) / 10  # image i is all i / 10
+    out = paste_patches(x, labels, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(out, paste_patches(x, labels, 1.0, torch.Generator().manual_seed(0)))
+    assert torch.equal(paste_patches(x, labels, 0.0, torch.Generator()), x)
+    changed = 0
+    for i in range(8):
+        diff = (out[i] != x[i]).any(0).nonzero()
+        if not len(diff):
+            continue  # paired with itself
+        changed += 1
+        rows, cols = diff[:, 0], diff[:, 1]
+        side = rows.max() - rows.min() + 1
+        assert side == cols.max() - cols.min() + 1 and size // 4 <= side <= size // 2 and len(diff) == side**2
+        source = round(out[i, 0, rows[0], cols[0]].item() * 10)
+        assert labels[source] == labels[i] and source != i
+    assert changed >= 3 and torch.equal(out[7], x[7])  # class 2 has one image: nothing to paste
+
+
 def test_training_lowers_the_loss_and_logs_every_epoch():
     seed_everything(0, 2)
     x, y = toy_data()
     model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=2)
     before = evaluate(model, x, y)["mse"]
     live = RecordingLive()
-    fit(model, (x, y), (x, y), config(epochs=5), live, aux_lambda=0.1)
+    fit(model, (x, y), (x, y), config(epochs=5, paste=0.5), live, aux_lambda=0.1)
     assert len(live.rows) == 5
     assert set(live.rows[0]) == {"train/mse", "train/ce", "train/acc", "val/mse", "val/ce", "val/acc"}
     assert live.rows[-1]["val/mse"] < before
@@ -81,6 +112,22 @@ def test_refining_the_latent_lowers_the_error_and_leaves_the_model_alone():
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
     assert torch.equal(encode_all(model, x, SimpleNamespace(steps=0, lr=0.05)), one_pass)
+
+
+def test_class_probabilities_average_the_image_and_its_mirror():
+    seed_everything(0, 2)
+    x, y = toy_data(n=8)
+    model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=2).eval()
+    with torch.no_grad():
+        looks = [model.classifier(model.encode(v)).softmax(1) for v in (x, x.flip(-1))]
+    probabilities = class_probabilities(model, x)
+    assert torch.allclose(probabilities, (looks[0] + looks[1]) / 2, atol=1e-6)
+    assert torch.allclose(probabilities.sum(1), torch.ones(8))
+    symmetric = torch.cat([x[..., :8], x[..., :8].flip(-1)], -1)  # its own mirror image: one look
+    with torch.no_grad():
+        single = model.classifier(model.encode(symmetric)).softmax(1)
+    assert torch.allclose(class_probabilities(model, symmetric), single, atol=1e-6)
+    assert evaluate(model, x, y)["acc"] == (probabilities.argmax(1) == y).float().mean().item()
 
 
 def test_same_seed_same_weights():
