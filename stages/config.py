@@ -94,6 +94,7 @@ class Train(Strict):
     lr: Annotated[float, Field(gt=0)]
     weight_decay: NonNegative
     paste: Annotated[float, Field(ge=0, le=1)] = 0.0
+    flip: Annotated[float, Field(ge=0, le=1)] = 0.0
     threads: PositiveInt
 
 

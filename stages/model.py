@@ -196,7 +196,7 @@ def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0) ->
         sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0}
         for index in batches(len(x), cfg.batch_size, generator):
             yb = y[index].to(dev)
-            xb = paste_patches(x[index].to(dev), yb, cfg.paste, generator)
+            xb = mirror(paste_patches(x[index].to(dev), yb, cfg.paste, generator), cfg.flip, generator)
             recon, logits = model(xb)
             mse = F.mse_loss(recon, xb)
             loss = mse
@@ -221,6 +221,15 @@ def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0) ->
             live.log_metric(name, value)
         live.next_step()
         progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()})
+
+
+def mirror(x: torch.Tensor, probability: float, generator) -> torch.Tensor:
+    """Each image mirrored with `probability`: every epoch sees new views of the few training
+    emoji (their mirrors are emoji too), which helped at small latents (see params.yaml)."""
+    if not probability:
+        return x
+    flipped = (torch.rand(len(x), generator=generator) < probability)[:, None, None, None]
+    return torch.where(flipped.to(x.device), x.flip(-1), x)
 
 
 def refine_latents(model, x: torch.Tensor, z: torch.Tensor, steps: int, lr: float) -> torch.Tensor:

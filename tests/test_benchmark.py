@@ -27,6 +27,7 @@ def test_benchmark_writes_both_models_per_budget_and_the_aux_comparison(workdir,
         by_setting = row["project_refined_val_mse_by_setting"]
         assert set(by_setting) == set(benchmark.SETTINGS) and len(set(by_setting.values())) == 2  # both trained, differently
         assert by_setting[row["project_setting"]] == min(by_setting.values())
+        assert row["project_epochs"] == 2 * benchmark.SETTINGS[row["project_setting"]].get("epoch_factor", 1)  # params: 2
         assert abs(row["project_refined_val_mse"] - min(by_setting.values())) < 1e-6  # the kept model
     assert 0 <= result["aux"]["aux_test_accuracy"] <= 1 and result["aux"]["mse_ratio"] > 0
     assert (workdir / "reports/benchmark/rate_distortion.png").stat().st_size > 1000

@@ -69,6 +69,13 @@ def test_decoder_dropout_must_be_a_probability_below_one(dropout):
     assert "model.decoder_dropout" in error_of(params)
 
 
+@pytest.mark.parametrize("key,value", [("paste", 1.5), ("flip", -0.1), ("flip", 2)])
+def test_pasting_and_mirroring_take_probabilities(key, value):
+    params = default_params()
+    params["train"][key] = value
+    assert f"train.{key}" in error_of(params)
+
+
 @pytest.mark.parametrize("size", [60, 4, 0])
 def test_size_must_be_a_power_of_two(size):
     params = default_params()

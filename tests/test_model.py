@@ -5,7 +5,7 @@ import torch
 
 from stages.config import PipelineError
 from stages.model import (Autoencoder, class_probabilities, encode_all, evaluate, fit, latent_grid, load_model,
-                          paste_patches, save_model, seed_everything)
+                          mirror, paste_patches, save_model, seed_everything)
 
 
 class RecordingLive:
@@ -29,7 +29,7 @@ def toy_data(n=48, size=16, classes=2):
 
 
 def config(**overrides):
-    return SimpleNamespace(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "paste": 0.0, **overrides})
+    return SimpleNamespace(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "paste": 0.0, "flip": 0.0, **overrides})
 
 
 @pytest.mark.parametrize("size,latent,grid", [(64, 32, 4), (64, 128, 8), (64, 512, 16), (64, 2048, 16), (64, 100, 2),
@@ -85,13 +85,23 @@ def test_pasted_patches_are_squares_from_an_image_of_the_same_class():
     assert changed >= 3 and torch.equal(out[7], x[7])  # class 2 has one image: nothing to paste
 
 
+def test_mirror_flips_a_seeded_share_of_images_left_to_right():
+    x = torch.rand(200, 3, 8, 8)
+    out = mirror(x, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(out, mirror(x, 0.5, torch.Generator().manual_seed(0)))
+    flipped = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, x)])
+    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, x)])
+    assert bool((flipped ^ kept).all()) and 70 < flipped.sum() < 130
+    assert torch.equal(mirror(x, 0.0, torch.Generator()), x) and torch.equal(mirror(x, 1.0, torch.Generator()), x.flip(-1))
+
+
 def test_training_lowers_the_loss_and_logs_every_epoch():
     seed_everything(0, 2)
     x, y = toy_data()
     model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=2)
     before = evaluate(model, x, y)["mse"]
     live = RecordingLive()
-    fit(model, (x, y), (x, y), config(epochs=5, paste=0.5), live, aux_lambda=0.1)
+    fit(model, (x, y), (x, y), config(epochs=5, paste=0.5, flip=0.5), live, aux_lambda=0.1)
     assert len(live.rows) == 5
     assert set(live.rows[0]) == {"train/mse", "train/ce", "train/acc", "val/mse", "val/ce", "val/acc"}
     assert live.rows[-1]["val/mse"] < before
