@@ -9,8 +9,8 @@ batch 16, 200 epochs, latent 4x4xC); ours is stages/model.py with the finest lat
 each budget, trained as params.yaml says and regularised (SETTINGS), keeping the one with the
 lower validation MSE. Both are scored with one encoder pass and with the refined latent
 (params' refine), so the table shows what each part adds; the headline ratio is ours refined
-over the reference as published. Also trains the aux model at the default latent, for the
-auxiliary-task cost.
+over the reference as published. Also trains the aux model at the default latent, in the
+setting kept there, for the auxiliary-task cost.
 Writes reports/benchmark.json and reports/benchmark/rate_distortion.png; not a pipeline
 stage, since it is slow and its inputs change rarely. Commit both, then `dvc repro`
 refreshes the report.
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stages.config import load_params, run_stage
+from stages.config import PipelineError, load_params, run_stage
 from stages.data import SPLITS, read_split, split_tensors, write_text
 from stages.figures import save_curves
 from stages.model import batches, build_autoencoder, device, evaluate, fit, seed_everything
@@ -119,6 +119,8 @@ def main():
     # Reconstruction is what is benchmarked, so ours uses the layout that reconstructs best at
     # every budget (the finest grid), whatever model.grid the pipeline composes with.
     params = with_settings(load_params(), model={"grid": None})
+    if params.latent not in args.budgets:
+        raise PipelineError(f"--budgets must include latent {params.latent} (params.yaml), where the aux model is compared")
     seed_everything(params.seed, params.train.threads)
     data = {s: read_split(Path("data/augmented") / f"{s}.parquet") for s in SPLITS}
     x = {s: split_tensors(f) for s, f in data.items()}
@@ -126,7 +128,7 @@ def main():
     size, channels = x["train"].shape[-1], x["train"].shape[1]
     n_train = len(x["train"])
 
-    rows = []
+    rows, kept = [], {}
     for budget in args.budgets:
         cells = (size // 16) ** 2  # the reference halves four times
         row = {"latent": budget}
@@ -144,12 +146,13 @@ def main():
             torch.manual_seed(params.seed)
             model = build_autoencoder(variant, size, channels, classifier=False, latent=budget)
             seconds = timed(lambda: fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant.train, NoLog(), seed=params.seed))
-            candidates.append((evaluate(model, x["val"], refine=params.refine)["mse"], setting, model, epochs, seconds))
-        val_mse, setting, ours, epochs, seconds = min(candidates, key=lambda candidate: candidate[0])
+            candidates.append((evaluate(model, x["val"], refine=params.refine)["mse"], setting, variant, model, seconds))
+        val_mse, setting, variant, ours, seconds = min(candidates, key=lambda candidate: candidate[0])
+        kept[budget] = setting, variant
         row.update(scores("project", ours, x, params.refine, val_mse), project_setting=setting,
                    project_refined_val_mse_by_setting={name: mse for mse, name, *_ in candidates},
                    project_params=sum(p.numel() for p in ours.parameters()),
-                   project_epochs=epochs, project_images_per_s=epochs * n_train / seconds, project_seconds=seconds)
+                   project_epochs=variant.train.epochs, project_images_per_s=variant.train.epochs * n_train / seconds, project_seconds=seconds)
         # The headline ratio: ours as the pipeline encodes (refined), the reference as published (one pass).
         row["ratio"] = row["project_refined_test_mse"] / row["reference_one_pass_test_mse"]
         row["ratio_both_one_pass"] = row["project_one_pass_test_mse"] / row["reference_one_pass_test_mse"]
@@ -159,16 +162,16 @@ def main():
               f"{row['reference_images_per_s']:.0f} img/s), ours {row['project_refined_test_mse']:.5f} (one pass "
               f"{row['project_one_pass_test_mse']:.5f}, {row['project_images_per_s']:.0f} img/s, {setting}), ratio {row['ratio']:.3f}")
 
-    # The auxiliary task's cost, at the default latent and the same epochs.
-    aux_results = {}
-    for name in ("ae", "aux"):
-        torch.manual_seed(params.seed)
-        model = build_autoencoder(params, size, channels, classifier=name == "aux")
-        fit(model, (x["train"], y["train"]), (x["val"], y["val"]), params.train, NoLog(),
-            aux_lambda=params.aux.lambda_ if name == "aux" else 0.0, seed=params.seed)
-        aux_results[name] = evaluate(model, x["test"], y["test"], params.refine)
-    aux = {"latent": params.latent, "ae_test_mse": aux_results["ae"]["mse"], "aux_test_mse": aux_results["aux"]["mse"],
-           "aux_test_accuracy": aux_results["aux"]["acc"], "mse_ratio": aux_results["aux"]["mse"] / aux_results["ae"]["mse"]}
+    # The auxiliary task's cost: at the default latent, the aux model trains in the setting and for
+    # the epochs kept there on validation, and is compared with that kept autoencoder.
+    setting, variant = kept[params.latent]
+    torch.manual_seed(params.seed)
+    model = build_autoencoder(variant, size, channels, classifier=True)
+    fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant.train, NoLog(), aux_lambda=params.aux.lambda_, seed=params.seed)
+    aux_result = evaluate(model, x["test"], y["test"], params.refine)
+    ae_mse = next(r["project_refined_test_mse"] for r in rows if r["latent"] == params.latent)
+    aux = {"latent": params.latent, "setting": setting, "epochs": variant.train.epochs, "ae_test_mse": ae_mse,
+           "aux_test_mse": aux_result["mse"], "aux_test_accuracy": aux_result["acc"], "mse_ratio": aux_result["mse"] / ae_mse}
     print(f"aux at latent {params.latent}: accuracy {aux['aux_test_accuracy']:.3f}, MSE ratio aux/ae {aux['mse_ratio']:.3f}")
 
     result = {"machine": f"{platform.machine()} {platform.processor() or platform.system()}, torch {torch.__version__}, {device().type}",

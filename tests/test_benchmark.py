@@ -1,6 +1,8 @@
 import json
 import sys
 
+import pytest
+
 from stages import augment, benchmark, prepare
 from tests.conftest import synthetic_params, write_params
 
@@ -29,5 +31,18 @@ def test_benchmark_writes_both_models_per_budget_and_the_aux_comparison(workdir,
         assert by_setting[row["project_setting"]] == min(by_setting.values())
         assert row["project_epochs"] == 2 * benchmark.SETTINGS[row["project_setting"]].get("epoch_factor", 1)  # params: 2
         assert abs(row["project_refined_val_mse"] - min(by_setting.values())) < 1e-6  # the kept model
-    assert 0 <= result["aux"]["aux_test_accuracy"] <= 1 and result["aux"]["mse_ratio"] > 0
+    aux, default = result["aux"], result["budgets"][0]  # the synthetic params' latent is 16
+    assert (aux["latent"], aux["setting"], aux["epochs"]) == (16, default["project_setting"], default["project_epochs"])
+    assert aux["ae_test_mse"] == default["project_refined_test_mse"] and 0 <= aux["aux_test_accuracy"] <= 1
+    assert aux["mse_ratio"] == aux["aux_test_mse"] / aux["ae_test_mse"]
     assert (workdir / "reports/benchmark/rate_distortion.png").stat().st_size > 1000
+
+
+def test_benchmark_needs_the_default_latent_for_the_aux_comparison(workdir, valhalla_parquet, monkeypatch, capsys):
+    write_params(workdir, synthetic_params(valhalla_parquet))
+    monkeypatch.setattr(sys, "argv", ["benchmark", "--budgets", "32"])
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.run_stage(benchmark.main)
+    assert exit_info.value.code == 1
+    assert "--budgets must include latent 16" in capsys.readouterr().err
+    assert not (workdir / "reports/benchmark.json").exists()
