@@ -148,7 +148,6 @@ def main():
             seconds = timed(lambda: fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant.train, NoLog(), seed=params.seed))
             candidates.append((evaluate(model, x["val"], refine=params.refine)["mse"], setting, variant, model, seconds))
         val_mse, setting, variant, ours, seconds = min(candidates, key=lambda candidate: candidate[0])
-        kept[budget] = setting, variant
         row.update(scores("project", ours, x, params.refine, val_mse), project_setting=setting,
                    project_refined_val_mse_by_setting={name: mse for mse, name, *_ in candidates},
                    project_params=sum(p.numel() for p in ours.parameters()),
@@ -158,19 +157,20 @@ def main():
         row["ratio_both_one_pass"] = row["project_one_pass_test_mse"] / row["reference_one_pass_test_mse"]
         row["ratio_both_refined"] = row["project_refined_test_mse"] / row["reference_refined_test_mse"]
         rows.append(row)
+        kept[budget] = variant, row
         print(f"latent {budget}: reference {row['reference_one_pass_test_mse']:.5f} (refined {row['reference_refined_test_mse']:.5f}, "
               f"{row['reference_images_per_s']:.0f} img/s), ours {row['project_refined_test_mse']:.5f} (one pass "
               f"{row['project_one_pass_test_mse']:.5f}, {row['project_images_per_s']:.0f} img/s, {setting}), ratio {row['ratio']:.3f}")
 
     # The auxiliary task's cost: at the default latent, the aux model trains in the setting and for
     # the epochs kept there on validation, and is compared with that kept autoencoder.
-    setting, variant = kept[params.latent]
+    variant, row = kept[params.latent]
     torch.manual_seed(params.seed)
     model = build_autoencoder(variant, size, channels, classifier=True)
     fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant.train, NoLog(), aux_lambda=params.aux.lambda_, seed=params.seed)
     aux_result = evaluate(model, x["test"], y["test"], params.refine)
-    ae_mse = next(r["project_refined_test_mse"] for r in rows if r["latent"] == params.latent)
-    aux = {"latent": params.latent, "setting": setting, "epochs": variant.train.epochs, "ae_test_mse": ae_mse,
+    ae_mse = row["project_refined_test_mse"]
+    aux = {"latent": params.latent, "setting": row["project_setting"], "epochs": variant.train.epochs, "ae_test_mse": ae_mse,
            "aux_test_mse": aux_result["mse"], "aux_test_accuracy": aux_result["acc"], "mse_ratio": aux_result["mse"] / ae_mse}
     print(f"aux at latent {params.latent}: accuracy {aux['aux_test_accuracy']:.3f}, MSE ratio aux/ae {aux['mse_ratio']:.3f}")
 
