@@ -95,6 +95,9 @@ class Train(Strict):
     weight_decay: NonNegative
     paste: Annotated[float, Field(ge=0, le=1)] = 0.0
     flip: Annotated[float, Field(ge=0, le=1)] = 0.0
+    rotate: Annotated[float, Field(ge=0, le=180)] = 0.0
+    shift: Annotated[float, Field(ge=0, le=0.5)] = 0.0
+    zoom: Annotated[float, Field(ge=0, lt=1)] = 0.0
     threads: PositiveInt
 
 

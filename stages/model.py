@@ -196,7 +196,8 @@ def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0) ->
         sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0}
         for index in batches(len(x), cfg.batch_size, generator):
             yb = y[index].to(dev)
-            xb = mirror(paste_patches(x[index].to(dev), yb, cfg.paste, generator), cfg.flip, generator)
+            xb = paste_patches(x[index].to(dev), yb, cfg.paste, generator)
+            xb = warp(mirror(xb, cfg.flip, generator), cfg.rotate, cfg.shift, cfg.zoom, generator)
             recon, logits = model(xb)
             mse = F.mse_loss(recon, xb)
             loss = mse
@@ -230,6 +231,24 @@ def mirror(x: torch.Tensor, probability: float, generator) -> torch.Tensor:
         return x
     flipped = (torch.rand(len(x), generator=generator) < probability)[:, None, None, None]
     return torch.where(flipped.to(x.device), x.flip(-1), x)
+
+
+def warp(x: torch.Tensor, rotate: float, shift: float, zoom: float, generator) -> torch.Tensor:
+    """Each image turned by up to `rotate` degrees, shifted by up to `shift` of its side and
+    zoomed by up to 1 +/- `zoom`, anew each time it is drawn. The augment stage's copies are
+    fixed; these views never repeat, which lowered validation MSE at latent 128 (see the
+    benchmark). One affine grid for the whole batch: no per-image Python. The border pixels
+    (white background) fill what comes into view."""
+    if not (rotate or shift or zoom):
+        return x
+    n = len(x)
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(rotate)
+    factor = 1 + (torch.rand(n, generator=generator) * 2 - 1) * zoom
+    offset = (torch.rand(n, 2, generator=generator) * 2 - 1) * shift * 2  # grid coordinates span 2
+    cos, sin = angle.cos() / factor, angle.sin() / factor
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
 
 
 def refine_latents(model, x: torch.Tensor, z: torch.Tensor, steps: int, lr: float) -> torch.Tensor:

@@ -69,8 +69,8 @@ def test_decoder_dropout_must_be_a_probability_below_one(dropout):
     assert "model.decoder_dropout" in error_of(params)
 
 
-@pytest.mark.parametrize("key,value", [("paste", 1.5), ("flip", -0.1), ("flip", 2)])
-def test_pasting_and_mirroring_take_probabilities(key, value):
+@pytest.mark.parametrize("key,value", [("paste", 1.5), ("flip", -0.1), ("flip", 2), ("rotate", -5), ("shift", 0.6), ("zoom", 1)])
+def test_online_augmentation_takes_probabilities_and_bounded_ranges(key, value):
     params = default_params()
     params["train"][key] = value
     assert f"train.{key}" in error_of(params)

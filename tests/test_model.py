@@ -5,7 +5,7 @@ import torch
 
 from stages.config import PipelineError
 from stages.model import (Autoencoder, class_probabilities, encode_all, evaluate, fit, latent_grid, load_model,
-                          mirror, paste_patches, save_model, seed_everything)
+                          mirror, paste_patches, save_model, seed_everything, warp)
 
 
 class RecordingLive:
@@ -29,7 +29,7 @@ def toy_data(n=48, size=16, classes=2):
 
 
 def config(**overrides):
-    return SimpleNamespace(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "paste": 0.0, "flip": 0.0, **overrides})
+    return SimpleNamespace(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "paste": 0.0, "flip": 0.0, "rotate": 0.0, "shift": 0.0, "zoom": 0.0, **overrides})
 
 
 @pytest.mark.parametrize("size,latent,grid", [(64, 32, 4), (64, 128, 8), (64, 512, 16), (64, 2048, 16), (64, 100, 2),
@@ -95,13 +95,26 @@ def test_mirror_flips_a_seeded_share_of_images_left_to_right():
     assert torch.equal(mirror(x, 0.0, torch.Generator()), x) and torch.equal(mirror(x, 1.0, torch.Generator()), x.flip(-1))
 
 
+def test_warp_moves_each_image_differently_and_keeps_a_white_background_white():
+    x = torch.ones(64, 3, 16, 16)
+    x[:, :, 6:10, 6:10] = 0.0  # a dark square in the middle of a white image
+    out = warp(x, 10, 0.1, 0.1, torch.Generator().manual_seed(0))
+    assert torch.equal(out, warp(x, 10, 0.1, 0.1, torch.Generator().manual_seed(0)))
+    assert out.shape == x.shape and not torch.equal(out, x)
+    assert len({tuple(o.flatten().tolist()) for o in out}) == len(x)  # a new view per image
+    assert torch.allclose(out[..., 0, :], torch.ones(1), atol=1e-6) and torch.allclose(out[..., :, 0], torch.ones(1), atol=1e-6)
+    assert torch.equal(warp(x, 0, 0.0, 0.0, torch.Generator()), x)
+    shifted = warp(x, 0, 0.25, 0.0, torch.Generator().manual_seed(1))
+    assert not torch.equal(shifted[:, :, 6:10, 6:10], x[:, :, 6:10, 6:10])  # the square moved
+
+
 def test_training_lowers_the_loss_and_logs_every_epoch():
     seed_everything(0, 2)
     x, y = toy_data()
     model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=2)
     before = evaluate(model, x, y)["mse"]
     live = RecordingLive()
-    fit(model, (x, y), (x, y), config(epochs=5, paste=0.5, flip=0.5), live, aux_lambda=0.1)
+    fit(model, (x, y), (x, y), config(epochs=5, paste=0.5, flip=0.5, rotate=10, shift=0.05, zoom=0.1), live, aux_lambda=0.1)
     assert len(live.rows) == 5
     assert set(live.rows[0]) == {"train/mse", "train/ce", "train/acc", "val/mse", "val/ce", "val/acc"}
     assert live.rows[-1]["val/mse"] < before
