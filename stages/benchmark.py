@@ -1,6 +1,6 @@
 """benchmark: the project's autoencoder against the assignment's reference architecture.
 
-    dvc repro augment && python -m stages.benchmark      # about 75 minutes on 2 CPU cores
+    dvc repro augment && python -m stages.benchmark      # about 80 minutes on 2 CPU cores
 
 At each latent budget (values the decoder receives), both models train on the pipeline's
 augmented train split, are compared on validation, and touch the test split once at the
