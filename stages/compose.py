@@ -16,6 +16,7 @@ latent helps. Writes reports/compose/ (figures, metrics.json, analogies.json).
 
 import difflib
 import json
+import math
 import re
 from pathlib import Path
 
@@ -89,11 +90,12 @@ def arithmetic(table, item, method):
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
-    cos = F.cosine_similarity(z0, z1, dim=0).clamp(-1, 1)
-    omega = torch.arccos(cos)
-    if omega.abs() < 1e-6:
+    # The angle's trigonometry in Python floats: torch's vectorised arccos and sin round
+    # differently from one CPU vendor to another.
+    omega = math.acos(min(1.0, max(-1.0, F.cosine_similarity(z0, z1, dim=0).item())))
+    if omega < 1e-6:
         return (1 - t) * z0 + t * z1
-    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+    return (math.sin((1 - t) * omega) * z0 + math.sin(t * omega) * z1) / math.sin(omega)
 
 
 def score_analogies(model, items, latents, pixels, names) -> tuple[dict, list[dict], dict]:

@@ -1,3 +1,7 @@
+import os
+import platform
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -163,6 +167,15 @@ def test_same_seed_same_weights():
 
     first, second = train_once(), train_once()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the pin is for x86 CPUs")
+def test_importing_stages_pins_torch_to_avx2_kernels_so_avx512_machines_train_the_same_weights():
+    # A fresh interpreter without the variables: torch picks its kernels once, on first use.
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    probe = "import stages, torch; torch.ones(4).sum(); print(torch.backends.cpu.get_cpu_capability())"
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.strip() in ("AVX2", "DEFAULT")  # DEFAULT: a CPU without AVX2
 
 
 def test_a_diverging_loss_stops_training_with_the_epoch_and_a_hint():

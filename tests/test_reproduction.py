@@ -1,8 +1,8 @@
 """A fresh clone reproduces the committed results: data hashes exactly, metrics to 1e-6.
 
 Runs the default pipeline (a few minutes on 2 cores) on the committed params. Training is
-bitwise reproducible on the same kind of machine and thread count; see the README for what
-is not reproducible across machines.
+bitwise reproducible for the same thread count on x86_64 CPUs with AVX2 (stages/__init__.py
+pins the kernels); see the README for what is not reproducible across machines.
 """
 
 import json
