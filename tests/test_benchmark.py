@@ -37,6 +37,33 @@ def test_benchmark_writes_both_models_per_budget_and_the_aux_comparison(workdir,
     assert aux["mse_ratio"] == aux["aux_test_mse"] / aux["ae_test_mse"]
     assert (workdir / "reports/benchmark/rate_distortion.png").stat().st_size > 1000
 
+    # --aux-only retrains the aux model alone; with nothing changed it measures the same figures.
+    monkeypatch.setattr(sys, "argv", ["benchmark", "--aux-only"])
+    benchmark.main()
+    assert json.loads((workdir / "reports/benchmark.json").read_text()) == result
+
+
+def test_aux_only_refuses_a_benchmark_measured_with_other_params(workdir, valhalla_parquet, monkeypatch, capsys):
+    params = synthetic_params(valhalla_parquet)
+    write_params(workdir, params)
+    monkeypatch.setattr(sys, "argv", ["benchmark", "--aux-only"])
+    prepare.main()
+    augment.main()
+    with pytest.raises(SystemExit):
+        benchmark.run_stage(benchmark.main)
+    assert "reports/benchmark.json, which does not exist: run `python -m stages.benchmark` first" in capsys.readouterr().err
+
+    stale = {"params": benchmark.measured_with(benchmark.with_settings(benchmark.load_params(), model={"grid": None})),
+             "settings": benchmark.SETTINGS, "budgets": [], "aux": {}}
+    stale["params"]["train"]["lr"] *= 2
+    (workdir / "reports/benchmark.json").write_text(json.dumps(stale))
+    params["aux"]["lambda"] = 0.5  # what --aux-only is for: no complaint about it
+    write_params(workdir, params)
+    with pytest.raises(SystemExit):
+        benchmark.run_stage(benchmark.main)
+    assert "measured with other train; its autoencoder figures are stale" in capsys.readouterr().err
+    assert json.loads((workdir / "reports/benchmark.json").read_text()) == stale
+
 
 def test_benchmark_needs_the_default_latent_for_the_aux_comparison(workdir, valhalla_parquet, monkeypatch, capsys):
     write_params(workdir, synthetic_params(valhalla_parquet))
