@@ -69,8 +69,9 @@ def main():
     metrics["compose"] = json.loads(Path("reports/compose/metrics.json").read_text())
     write_text("reports/metrics.json", json.dumps(metrics, indent=2) + "\n")
 
-    # Confusion matrix in the layout of DVC's `confusion` template.
-    confusion = [{"actual": class_names[a], "predicted": class_names[p]} for a, p in zip(labels, predictions["aux"])]
+    # Confusion matrix in the layout of DVC's `confusion` template, with each image's emoji.
+    confusion = [{"actual": class_names[a], "predicted": class_names[p], "emoji": text}
+                 for a, p, text in zip(labels, predictions["aux"], test["text"])]
     write_text(OUT / "confusion.json", json.dumps(confusion, indent=1) + "\n")
 
     # Originals above their reconstructions: the first unaugmented test image of each kind.

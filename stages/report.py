@@ -34,6 +34,22 @@ def confusion_table(confusion: list[dict], class_names: list[str]) -> str:
     return table(counts)
 
 
+def errors_by_emoji(confusion: list[dict]) -> str:
+    """The emoji the classifier gets wrong. A test emoji's images are augmented copies of one
+    design, so its errors come in runs and the accuracy moves in steps of several images."""
+    images = pd.DataFrame(confusion)
+    wrong = images[images["actual"] != images["predicted"]]
+    if wrong.empty:
+        return "Every test image is classified correctly."
+    per_emoji = images.groupby("emoji").size()
+    runs = wrong.groupby("emoji").agg(n=("predicted", "size"), actual=("actual", "first"),
+                                      predicted=("predicted", lambda p: p.mode()[0]))
+    runs = runs.sort_values("n", ascending=False, kind="stable")
+    listed = "; ".join(f"{emoji} {r.n} of {per_emoji[emoji]} ({r.actual}, read as {r.predicted})" for emoji, r in runs.iterrows())
+    return (f"The {len(wrong)} wrong predictions fall on {len(runs)} of the {len(per_emoji)} test emoji "
+            f"(each emoji's test images are augmented copies of it): {listed}.")
+
+
 def benchmark_section() -> str:
     path = REPORTS / "benchmark.json"
     if not path.exists():
@@ -240,6 +256,8 @@ validation accuracy {aux_final['val']['acc']:.1%}, validation MSE {aux_final['va
 Test accuracy **{ax['test_accuracy']:.1%}**.
 
 {confusion_table(confusion, class_names)}
+
+{errors_by_emoji(confusion)}
 
 ### (d) How the auxiliary task changed reconstruction, and why
 

@@ -38,6 +38,9 @@ def test_repro_writes_metrics_report_and_figures(pipeline):
                     "## 2. Auxiliary classification", "### (e) An experiment", "## 3. Composition"):
         assert heading in report
     assert f"{metrics['ae']['test_mse']:.4f}" in report
+    confusion = json.loads((pipeline / "reports/evaluate/confusion.json").read_text())
+    assert len(confusion) == 40 and all(image["emoji"] for image in confusion)
+    assert "wrong predictions fall on" in report or "Every test image is classified correctly" in report
     for link in ("evaluate/learning_curves.png", "evaluate/reconstructions.png", "compose/ae/analogies.png"):
         assert f"]({link})" in report and (pipeline / "reports" / link).stat().st_size > 1000
     latents = __import__("torch").load(pipeline / "models/ae/latents.pt", weights_only=True)
