@@ -14,7 +14,8 @@ from stages.data import atomic_path
 
 
 def seed_everything(seed: int, threads: int) -> None:
-    """Same seed, same thread count, same machine: the same numbers, bit for bit, on CPU."""
+    """Same seed and thread count: the same numbers, bit for bit, on CPU (on x86_64, on any CPU
+    with AVX2: importing stages pins the kernels, see stages/__init__.py)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
