@@ -111,6 +111,13 @@ def with_settings(params, model: dict | None = None, train: dict | None = None):
                                      "train": params.train.model_copy(update=train or {})})
 
 
+def benchmarked_params():
+    """params.yaml as the benchmark trains ours: reconstruction is what is benchmarked, so with the
+    layout that reconstructs best at every budget (the finest grid), whatever model.grid the
+    pipeline composes with."""
+    return with_settings(load_params(), model={"grid": None})
+
+
 def setting_params(params, setting: str):
     """params as one of SETTINGS trains: its overrides, and its multiple of the epochs."""
     overrides = SETTINGS[setting]
@@ -168,9 +175,7 @@ def main():
     parser.add_argument("--aux-only", action="store_true",
                         help="re-run only the aux comparison (about 18 minutes), after a change to the aux head or params.aux")
     args = parser.parse_args()
-    # Reconstruction is what is benchmarked, so ours uses the layout that reconstructs best at
-    # every budget (the finest grid), whatever model.grid the pipeline composes with.
-    params = with_settings(load_params(), model={"grid": None})
+    params = benchmarked_params()
     if params.latent not in args.budgets and not args.aux_only:
         raise PipelineError(f"--budgets must include latent {params.latent} (params.yaml), where the aux model is compared")
     seed_everything(params.seed, params.train.threads)

@@ -53,7 +53,7 @@ def test_aux_only_refuses_a_benchmark_measured_with_other_params(workdir, valhal
         benchmark.run_stage(benchmark.main)
     assert "reports/benchmark.json, which does not exist: run `python -m stages.benchmark` first" in capsys.readouterr().err
 
-    stale = {"params": benchmark.measured_with(benchmark.with_settings(benchmark.load_params(), model={"grid": None})),
+    stale = {"params": benchmark.measured_with(benchmark.benchmarked_params()),
              "settings": benchmark.SETTINGS, "budgets": [], "aux": {}}
     stale["params"]["train"]["lr"] *= 2
     (workdir / "reports/benchmark.json").write_text(json.dumps(stale))
