@@ -1,4 +1,4 @@
-from stages.report import errors_by_emoji
+from stages.report import accuracy_interval, errors_by_emoji
 
 
 def image(emoji: str, actual: str, predicted: str) -> dict:
@@ -17,3 +17,18 @@ def test_wrong_predictions_are_listed_per_emoji_the_most_first():
 def test_a_classifier_without_errors_gets_one_sentence():
     confusion = [image("dog face", "animal", "animal"), image("grinning face", "face", "face")]
     assert errors_by_emoji(confusion) == "Every test image is classified correctly."
+
+
+def test_the_accuracy_interval_resamples_whole_emoji():
+    # 10 emoji of 5 images each; one is wrong on every image: 90% accuracy.
+    confusion = [image(f"emoji {i}", "face", "animal" if i == 0 else "face") for i in range(10) for _ in range(5)]
+    low, high = accuracy_interval(confusion, seed=0)
+    # Resampling emoji, the wrong one appears 0 to 3+ times in a draw of 10; resampling the 50 images
+    # independently would give a much narrower interval.
+    assert low <= 0.7 and high == 1.0
+    assert accuracy_interval(confusion, seed=0) == (low, high)
+
+
+def test_a_classifier_right_on_every_emoji_gets_a_point_interval():
+    confusion = [image(f"emoji {i}", "face", "face") for i in range(4) for _ in range(3)]
+    assert accuracy_interval(confusion, seed=0) == (1.0, 1.0)
