@@ -179,7 +179,21 @@ def parse_params(raw: dict) -> Params:
         raise PipelineError(f"params.yaml is invalid: {problems}. Fix these keys and re-run.")
 
 
-def load_params(path: Path = PARAMS_FILE) -> Params:
+def override(raw: dict, assignment: str) -> None:
+    """Apply KEY=VALUE as `dvc exp run -S` takes it: a dotted key and a YAML value."""
+    key, equals, value = assignment.partition("=")
+    if not equals:
+        raise PipelineError(f"'{assignment}' is not KEY=VALUE: write e.g. aux.lambda=0.03")
+    *sections, leaf = key.split(".")
+    for section in sections:
+        raw = raw.get(section) if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        raise PipelineError(f"'{key}': params.yaml has no section '{'.'.join(sections)}'")
+    raw[leaf] = yaml.safe_load(value)
+
+
+def load_params(path: Path = PARAMS_FILE, overrides: list[str] = ()) -> Params:
+    """params.yaml, validated; `overrides` (KEY=VALUE) replace some of its values first."""
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -188,6 +202,8 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         raise PipelineError(f"{path} is not valid YAML ({str(e).splitlines()[0]})")
     if not isinstance(raw, dict):
         raise PipelineError(f"{path} must be a mapping of keys to values")
+    for assignment in overrides:
+        override(raw, assignment)
     return parse_params(raw)
 
 

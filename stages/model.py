@@ -179,6 +179,16 @@ def paste_patches(x: torch.Tensor, y: torch.Tensor, probability: float, generato
     return torch.where(pasted[:, None].to(x.device), x[partner.to(x.device)], x)
 
 
+class NoLog:
+    """fit() logs to DVCLive in the pipeline; the benchmark and aux_cv keep only final numbers."""
+
+    def log_metric(self, name, value):
+        pass
+
+    def next_step(self):
+        pass
+
+
 def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0) -> None:
     """Train with AdamW and a one-cycle schedule; log train and val metrics per epoch to DVCLive.
 

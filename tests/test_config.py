@@ -87,3 +87,20 @@ def test_missing_params_file_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="not found"):
         load_params(tmp_path / "params.yaml")
 
+
+
+def test_overrides_replace_values_as_dvc_exp_run_s_does():
+    params = load_params(REPO / "params.yaml", ["aux.lambda=0.03", "latent=32", "data.split.val=0.2"])
+    assert (params.aux.lambda_, params.latent, params.aux.hidden) == (0.03, 32, 64)
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("aux.lambda", "'aux.lambda' is not KEY=VALUE: write e.g. aux.lambda=0.03"),
+    ("auxx.lambda=0.1", "'auxx.lambda': params.yaml has no section 'auxx'"),
+    ("aux.lamda=0.1", "aux.lamda: unknown key (did you mean 'lambda'?)"),
+    ("aux.lambda=high", "aux.lambda: Input should be a valid number"),
+])
+def test_a_bad_override_is_a_one_line_error_naming_it(assignment, message):
+    with pytest.raises(PipelineError) as caught:
+        load_params(REPO / "params.yaml", [assignment])
+    assert message in str(caught.value) and "\n" not in str(caught.value)

@@ -1,0 +1,75 @@
+"""aux_cv: the aux model's accuracy on emoji it has never seen, for choosing aux params
+without the test split.
+
+    python -m stages.aux_cv                                  # params.yaml, about 20 minutes on 2 CPU cores
+    python -m stages.aux_cv aux.lambda=0.03 aux.dropout=0.5  # with some values replaced, as dvc exp run -S
+
+The validation split holds 28 emoji, and an emoji's augmented copies are right or wrong
+together, so one split's accuracy moves in steps of several points (see the report's interval).
+This pools train and val and splits them into folds by emoji, stratified by class. In each fold
+the autoencoder and the aux model train on the other folds, as train_ae and train_aux would, and
+are scored on the held-out emoji with one encoder pass. It prints each fold and the means:
+accuracy, and the aux model's MSE over the autoencoder's. Not a pipeline stage: it trains
+2 x folds models.
+"""
+
+import argparse
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stages.config import PipelineError, load_params, run_stage
+from stages.data import read_split, split_tensors
+from stages.model import NoLog, build_autoencoder, evaluate, fit, seed_everything
+from stages.train import DATA
+
+
+def emoji_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
+    """Each image's fold: every image of an emoji in one fold, each class's emoji dealt round
+    the folds in a seeded random order."""
+    labels = frame.groupby("text")["label"].first()
+    rarest = labels.value_counts().min()
+    if not 2 <= folds <= rarest:
+        raise PipelineError(f"--folds is {folds}; it must be from 2 to {rarest}, the emoji of the rarest class in train + val")
+    rng = np.random.default_rng(seed)
+    fold_of = {}
+    for label in sorted(labels.unique()):
+        for i, emoji in enumerate(rng.permutation(sorted(labels[labels == label].index))):
+            fold_of[emoji] = i % folds
+    return frame["text"].map(fold_of).to_numpy()
+
+
+def train_and_score(params, x, y, held_out: np.ndarray, classifier: bool) -> dict:
+    seed_everything(params.seed, params.train.threads)
+    train, test = torch.from_numpy(~held_out), torch.from_numpy(held_out)
+    model = build_autoencoder(params, x.shape[-1], x.shape[1], classifier)
+    fit(model, (x[train], y[train]), (x[test], y[test]), params.train, NoLog(), params.aux.lambda_ if classifier else 0.0, params.seed)
+    return evaluate(model, x[test], y[test])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="replace a value of params.yaml, e.g. aux.lambda=0.03")
+    parser.add_argument("--folds", type=int, default=4)
+    args = parser.parse_args()
+    params = load_params(overrides=args.overrides)
+
+    frame = pd.concat([read_split(DATA / f"{split}.parquet") for split in ("train", "val")], ignore_index=True)
+    fold = emoji_folds(frame, args.folds, params.seed)
+    x, y = split_tensors(frame), torch.tensor(frame["label"].to_numpy())
+    accuracies, ratios = [], []
+    for k in range(args.folds):
+        held_out = fold == k
+        ae = train_and_score(params, x, y, held_out, classifier=False)
+        aux = train_and_score(params, x, y, held_out, classifier=True)
+        accuracies.append(aux["acc"])
+        ratios.append(aux["mse"] / ae["mse"])
+        print(f"fold {k + 1}/{args.folds}: {frame['text'][held_out].nunique()} emoji, accuracy {aux['acc']:.1%}, "
+              f"MSE aux {aux['mse']:.5f} / ae {ae['mse']:.5f} = {ratios[-1]:.3f}")
+    print(f"aux_cv {' '.join(args.overrides) or '(params.yaml)'}: accuracy {np.mean(accuracies):.1%}, "
+          f"MSE aux/ae {np.mean(ratios):.3f} (means over {args.folds} folds)")
+
+
+if __name__ == "__main__":
+    run_stage(main)

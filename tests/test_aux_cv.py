@@ -1,0 +1,39 @@
+import sys
+
+import pandas as pd
+import pytest
+
+from stages import augment, aux_cv, prepare
+from stages.config import PipelineError
+from tests.conftest import synthetic_params, write_params
+
+
+def test_folds_keep_each_emoji_whole_and_deal_each_class_round_them():
+    emoji = [(f"animal {i}", 0) for i in range(4)] + [(f"face {i}", 1) for i in range(8)]
+    frame = pd.DataFrame([{"text": text, "label": label} for text, label in emoji for _ in range(3)])
+    fold = aux_cv.emoji_folds(frame, folds=2, seed=0)
+    frame["fold"] = fold
+    assert (frame.groupby("text")["fold"].nunique() == 1).all()
+    per_fold = frame.drop_duplicates("text").groupby(["fold", "label"]).size()
+    assert per_fold.to_dict() == {(0, 0): 2, (0, 1): 4, (1, 0): 2, (1, 1): 4}
+    assert (aux_cv.emoji_folds(frame, folds=2, seed=0) == fold).all()
+    assert not (aux_cv.emoji_folds(frame, folds=2, seed=1) == fold).all()
+    with pytest.raises(PipelineError, match="--folds is 5; it must be from 2 to 4"):
+        aux_cv.emoji_folds(frame, folds=5, seed=0)
+
+
+def test_aux_cv_prints_each_fold_and_the_means_the_same_on_a_second_run(workdir, valhalla_parquet, monkeypatch, capsys):
+    write_params(workdir, synthetic_params(valhalla_parquet))
+    prepare.main()
+    augment.main()
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["aux_cv", "--folds", "2", "aux.lambda=0.5"])
+    aux_cv.main()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["fold 1/2", "fold 2/2", "aux_cv aux.lambda=0.5"]
+    assert "accuracy" in lines[-1] and "MSE aux/ae" in lines[-1]
+    pooled = pd.concat([pd.read_parquet(workdir / f"data/augmented/{split}.parquet") for split in ("train", "val")])
+    assert sum(int(line.split()[2]) for line in lines[:2]) == pooled["text"].nunique()  # "fold k/2: N emoji, ..."
+    monkeypatch.setattr(sys, "argv", ["aux_cv", "--folds", "2", "aux.lambda=0.5"])
+    aux_cv.main()
+    assert capsys.readouterr().out.strip().splitlines() == lines  # seeded: the same figures again
