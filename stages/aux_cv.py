@@ -42,10 +42,11 @@ def emoji_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
 
 def train_and_score(params, x, y, held_out: np.ndarray, classifier: bool) -> dict:
     seed_everything(params.seed, params.train.threads)
-    train, test = torch.from_numpy(~held_out), torch.from_numpy(held_out)
+    # Named apart from the test split, which this never reads.
+    fit_on, scored = torch.from_numpy(~held_out), torch.from_numpy(held_out)
     model = build_autoencoder(params, x.shape[-1], x.shape[1], classifier)
-    fit(model, (x[train], y[train]), (x[test], y[test]), params.train, NoLog(), params.aux.lambda_ if classifier else 0.0, params.seed)
-    return evaluate(model, x[test], y[test])
+    fit(model, (x[fit_on], y[fit_on]), (x[scored], y[scored]), params.train, NoLog(), params.aux.lambda_ if classifier else 0.0, params.seed)
+    return evaluate(model, x[scored], y[scored])
 
 
 def main():

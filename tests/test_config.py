@@ -88,7 +88,6 @@ def test_missing_params_file_is_a_clear_error(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
-
 def test_overrides_replace_values_as_dvc_exp_run_s_does():
     params = load_params(REPO / "params.yaml", ["aux.lambda=0.03", "latent=32", "data.split.val=0.2"])
     assert (params.aux.lambda_, params.latent, params.aux.hidden) == (0.03, 32, 64)
