@@ -8,9 +8,9 @@ The validation split holds 28 emoji, and an emoji's augmented copies are right o
 together, so one split's accuracy moves in steps of several points (see the report's interval).
 This pools train and val and splits them into folds by emoji, stratified by class. In each fold
 the autoencoder and the aux model train on the other folds, as train_ae and train_aux would, and
-are scored on the held-out emoji with one encoder pass. It prints each fold and the means:
-accuracy, and the aux model's MSE over the autoencoder's. Not a pipeline stage: it trains
-2 x folds models.
+are scored on the held-out emoji with one encoder pass. It prints each fold (with the emoji the
+classifier got wrong) and the means: accuracy, and the aux model's MSE over the autoencoder's.
+Not a pipeline stage: it trains 2 x folds models.
 """
 
 import argparse
@@ -21,7 +21,8 @@ import torch
 
 from stages.config import PipelineError, load_params, run_stage
 from stages.data import read_split, split_tensors
-from stages.model import NoLog, build_autoencoder, evaluate, fit, seed_everything
+from stages.model import NoLog, build_autoencoder, class_probabilities, evaluate, fit, seed_everything
+from stages.report import confusion_records, wrong_emoji
 from stages.train import DATA
 
 
@@ -46,7 +47,10 @@ def train_and_score(params, x, y, held_out: np.ndarray, classifier: bool) -> dic
     fit_on, scored = torch.from_numpy(~held_out), torch.from_numpy(held_out)
     model = build_autoencoder(params, x.shape[-1], x.shape[1], classifier)
     fit(model, (x[fit_on], y[fit_on]), (x[scored], y[scored]), params.train, NoLog(), params.aux.lambda_ if classifier else 0.0, params.seed)
-    return evaluate(model, x[scored], y[scored])
+    result = evaluate(model, x[scored], y[scored])
+    if classifier:
+        result["predicted"] = class_probabilities(model, x[scored]).argmax(1)
+    return result
 
 
 def main():
@@ -59,6 +63,7 @@ def main():
     frame = pd.concat([read_split(DATA / f"{split}.parquet") for split in ("train", "val")], ignore_index=True)
     fold = emoji_folds(frame, args.folds, params.seed)
     x, y = split_tensors(frame), torch.tensor(frame["label"].to_numpy())
+    class_names = [rule.name for rule in params.data.classes]
     accuracies, ratios = [], []
     for k in range(args.folds):
         held_out = fold == k
@@ -68,6 +73,8 @@ def main():
         ratios.append(aux["mse"] / ae["mse"])
         print(f"fold {k + 1}/{args.folds}: {frame['text'][held_out].nunique()} emoji, accuracy {aux['acc']:.1%}, "
               f"MSE aux {aux['mse']:.5f} / ae {ae['mse']:.5f} = {ratios[-1]:.3f}")
+        confusion = confusion_records(y[held_out].tolist(), aux["predicted"].tolist(), frame["text"][held_out], class_names)
+        print(f"  wrong: {wrong_emoji(confusion) or 'none'}")
     print(f"aux_cv {' '.join(args.overrides) or '(params.yaml)'}: accuracy {np.mean(accuracies):.1%}, "
           f"MSE aux/ae {np.mean(ratios):.3f} (means over {args.folds} folds)")
 

@@ -20,7 +20,7 @@ from stages.config import load_params, run_stage
 from stages.data import read_split, split_tensors, write_text
 from stages.figures import save_curves, save_grid
 from stages.model import class_probabilities, decode_all, encode_all, load_model
-from stages.report import render_report
+from stages.report import confusion_records, render_report
 
 MODELS = ("ae", "aux")
 OUT = Path("reports/evaluate")
@@ -69,9 +69,7 @@ def main():
     metrics["compose"] = json.loads(Path("reports/compose/metrics.json").read_text())
     write_text("reports/metrics.json", json.dumps(metrics, indent=2) + "\n")
 
-    # Confusion matrix in the layout of DVC's `confusion` template, with each image's emoji.
-    confusion = [{"actual": class_names[a], "predicted": class_names[p], "emoji": text}
-                 for a, p, text in zip(labels, predictions["aux"], test["text"])]
+    confusion = confusion_records(labels, predictions["aux"], test["text"], class_names)
     write_text(OUT / "confusion.json", json.dumps(confusion, indent=1) + "\n")
 
     # Originals above their reconstructions: the first unaugmented test image of each kind.

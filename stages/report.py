@@ -35,20 +35,35 @@ def confusion_table(confusion: list[dict], class_names: list[str]) -> str:
     return table(counts)
 
 
-def errors_by_emoji(confusion: list[dict]) -> str:
-    """The emoji the classifier gets wrong. A test emoji's images are augmented copies of one
-    design, so its errors come in runs and the accuracy moves in steps of several images."""
+def confusion_records(labels, predicted, emoji, class_names: list[str]) -> list[dict]:
+    """One {"actual", "predicted", "emoji"} per image: the layout of DVC's `confusion` plot
+    template, with each image's emoji."""
+    return [{"actual": class_names[a], "predicted": class_names[p], "emoji": text}
+            for a, p, text in zip(labels, predicted, emoji)]
+
+
+def wrong_emoji(confusion: list[dict]) -> str:
+    """The emoji a classifier gets wrong, most wrong images first: "dog face 7 of 7 (animal,
+    read as face); ..."; empty when every image is right."""
     images = pd.DataFrame(confusion)
     wrong = images[images["actual"] != images["predicted"]]
-    if wrong.empty:
-        return "Every test image is classified correctly."
     per_emoji = images.groupby("emoji").size()
     runs = wrong.groupby("emoji").agg(n=("predicted", "size"), actual=("actual", "first"),
                                       predicted=("predicted", lambda p: p.mode()[0]))
     runs = runs.sort_values("n", ascending=False, kind="stable")
-    listed = "; ".join(f"{emoji} {r.n} of {per_emoji[emoji]} ({r.actual}, read as {r.predicted})" for emoji, r in runs.iterrows())
-    return (f"The {len(wrong)} wrong predictions fall on {len(runs)} of the {len(per_emoji)} test emoji "
-            f"(each emoji's test images are augmented copies of it): {listed}.")
+    return "; ".join(f"{emoji} {r.n} of {per_emoji[emoji]} ({r.actual}, read as {r.predicted})" for emoji, r in runs.iterrows())
+
+
+def errors_by_emoji(confusion: list[dict]) -> str:
+    """The report's sentence on the test errors. A test emoji's images are augmented copies of
+    one design, so its errors come in runs and the accuracy moves in steps of several images."""
+    images = pd.DataFrame(confusion)
+    wrong = images["actual"] != images["predicted"]
+    if not wrong.any():
+        return "Every test image is classified correctly."
+    return (f"The {wrong.sum()} wrong predictions fall on {images['emoji'][wrong].nunique()} of the "
+            f"{images['emoji'].nunique()} test emoji (each emoji's test images are augmented copies of it): "
+            f"{wrong_emoji(confusion)}.")
 
 
 def accuracy_interval(confusion: list[dict], seed: int, draws: int = 10_000, level: float = 0.95) -> tuple[float, float]:

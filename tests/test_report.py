@@ -1,4 +1,4 @@
-from stages.report import accuracy_interval, errors_by_emoji
+from stages.report import accuracy_interval, confusion_records, errors_by_emoji, wrong_emoji
 
 
 def image(emoji: str, actual: str, predicted: str) -> dict:
@@ -17,6 +17,14 @@ def test_wrong_predictions_are_listed_per_emoji_the_most_first():
 def test_a_classifier_without_errors_gets_one_sentence():
     confusion = [image("dog face", "animal", "animal"), image("grinning face", "face", "face")]
     assert errors_by_emoji(confusion) == "Every test image is classified correctly."
+
+
+def test_confusion_records_name_the_classes_and_only_wrong_emoji_are_listed():
+    confusion = confusion_records([0, 1, 1], [0, 1, 0], ["dog face", "grinning face", "devil face"], ["animal", "face"])
+    assert confusion == [image("dog face", "animal", "animal"), image("grinning face", "face", "face"),
+                         image("devil face", "face", "animal")]
+    assert wrong_emoji(confusion) == "devil face 1 of 1 (face, read as animal)"
+    assert wrong_emoji(confusion[:2]) == ""
 
 
 def test_the_accuracy_interval_resamples_whole_emoji():
