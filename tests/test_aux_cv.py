@@ -23,7 +23,8 @@ def test_folds_keep_each_emoji_whole_and_deal_each_class_round_them():
 
 
 def test_aux_cv_prints_each_fold_and_the_means_the_same_on_a_second_run(workdir, valhalla_parquet, monkeypatch, capsys):
-    write_params(workdir, synthetic_params(valhalla_parquet))
+    params = synthetic_params(valhalla_parquet)
+    write_params(workdir, params)
     prepare.main()
     augment.main()
     capsys.readouterr()
@@ -31,13 +32,18 @@ def test_aux_cv_prints_each_fold_and_the_means_the_same_on_a_second_run(workdir,
     aux_cv.main()
     lines = capsys.readouterr().out.strip().splitlines()
     folds, wrong = lines[0:-1:2], lines[1:-1:2]
-    assert [line.split(":")[0] for line in folds + lines[-1:]] == ["fold 1/2", "fold 2/2", "aux_cv aux.lambda=0.5"]
+    assert [line.split(":")[0] for line in folds + lines[-1:]] == ["fold 1/2", "fold 2/2", f"aux_cv aux.lambda=0.5, fold seed {params['seed']}"]
     assert "accuracy" in lines[-1] and "MSE aux/ae" in lines[-1]
     pooled = pd.concat([pd.read_parquet(workdir / f"data/augmented/{split}.parquet") for split in ("train", "val")])
     assert sum(int(line.split()[2]) for line in folds) == pooled["text"].nunique()  # "fold k/2: N emoji, ..."
     # Under each fold, the emoji it got wrong: none exactly when its accuracy is 100%.
     assert all(line.startswith("  wrong: ") for line in wrong)
     assert [line == "  wrong: none" for line in wrong] == ["accuracy 100.0%" in line for line in folds]
-    monkeypatch.setattr(sys, "argv", ["aux_cv", "--folds", "2", "aux.lambda=0.5"])
+    monkeypatch.setattr(sys, "argv", ["aux_cv", "--folds", "2", "--fold-seed", str(params["seed"]), "aux.lambda=0.5"])
     aux_cv.main()
-    assert capsys.readouterr().out.strip().splitlines() == lines  # seeded: the same figures again
+    assert capsys.readouterr().out.strip().splitlines() == lines  # seeded, by default with `seed`: the same figures again
+    monkeypatch.setattr(sys, "argv", ["aux_cv", "--folds", "2", "--fold-seed", str(params["seed"] + 1), "aux.lambda=0.5"])
+    aux_cv.main()
+    other_deal = capsys.readouterr().out.strip().splitlines()
+    assert other_deal[-1].startswith(f"aux_cv aux.lambda=0.5, fold seed {params['seed'] + 1}: ")
+    assert other_deal[:-1] != lines[:-1]  # other emoji held out, other figures
