@@ -48,7 +48,8 @@ def train_and_score(params, x, y, held_out: np.ndarray, classifier: bool) -> dic
     # Named apart from the test split, which this never reads.
     fit_on, scored = torch.from_numpy(~held_out), torch.from_numpy(held_out)
     model = build_autoencoder(params, x.shape[-1], x.shape[1], classifier)
-    fit(model, (x[fit_on], y[fit_on]), (x[scored], y[scored]), params.train, NoLog(), params.aux.lambda_ if classifier else 0.0, params.seed)
+    fit(model, (x[fit_on], y[fit_on]), (x[scored], y[scored]), params.train, NoLog(), params.aux.lambda_ if classifier else 0.0, params.seed,
+        params.aux.ramp)
     result = evaluate(model, x[scored])
     if classifier:  # the predictions once, for the accuracy and the list of wrong emoji
         result["predicted"] = class_probabilities(model, x[scored]).argmax(1)

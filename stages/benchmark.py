@@ -127,7 +127,8 @@ def aux_comparison(params, ae_row: dict, x: dict, y: dict) -> dict:
     size, channels = x["train"].shape[-1], x["train"].shape[1]
     torch.manual_seed(params.seed)
     model = build_autoencoder(variant, size, channels, classifier=True)
-    fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant.train, NoLog(), aux_lambda=params.aux.lambda_, seed=params.seed)
+    fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant.train, NoLog(), aux_lambda=params.aux.lambda_, seed=params.seed,
+        aux_ramp=params.aux.ramp)
     result = evaluate(model, x["test"], y["test"], params.refine)
     ae_mse = ae_row["project_refined_test_mse"]
     aux = {"latent": params.latent, "setting": ae_row["project_setting"], "epochs": variant.train.epochs, "ae_test_mse": ae_mse,

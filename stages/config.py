@@ -108,6 +108,7 @@ class Refine(Strict):
 
 class Aux(Strict):
     lambda_: Annotated[float, Field(ge=0, alias="lambda")]
+    ramp: bool = False
     hidden: PositiveInt
     dropout: Annotated[float, Field(ge=0, lt=1)]
 

@@ -41,7 +41,7 @@ def main():
 
     with Live(dir=str(report), dvcyaml=False, save_dvc_exp=False) as live:
         aux_lambda = params.aux.lambda_ if name == "aux" else 0.0
-        fit(model, tensors["train"], tensors["val"], params.train, live, aux_lambda, params.seed)
+        fit(model, tensors["train"], tensors["val"], params.train, live, aux_lambda, params.seed, params.aux.ramp)
 
     save_model(model, out / "model.pt")
     latents = {

@@ -124,6 +124,22 @@ def test_training_lowers_the_loss_and_logs_every_epoch():
     assert live.rows[-1]["val/mse"] < before
 
 
+def test_the_ramp_gives_the_cross_entropy_no_weight_at_the_first_step_and_full_weight_later():
+    def weights_after(batches, aux_lambda, aux_ramp):
+        seed_everything(0, 2)
+        x, y = toy_data(n=16 * batches)
+        model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=2)
+        fit(model, (x, y), (x, y), config(epochs=1, weight_decay=0.0), RecordingLive(), aux_lambda, aux_ramp=aux_ramp)
+        return model.state_dict()
+
+    def same(a, b):
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    assert same(weights_after(1, 1.0, aux_ramp=True), weights_after(1, 0.0, aux_ramp=False))
+    assert not same(weights_after(1, 1.0, aux_ramp=False), weights_after(1, 0.0, aux_ramp=False))
+    assert not same(weights_after(2, 1.0, aux_ramp=True), weights_after(2, 0.0, aux_ramp=False))
+
+
 def test_refining_the_latent_lowers_the_error_and_leaves_the_model_alone():
     seed_everything(0, 2)
     x, y = toy_data()
