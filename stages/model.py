@@ -204,7 +204,6 @@ def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0, au
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps)
     generator = torch.Generator().manual_seed(seed)
     use_aux = model.classifier is not None
-    total_steps, step = cfg.epochs * steps, 0
     progress = tqdm(range(1, cfg.epochs + 1), desc="train", unit="epoch")
     for epoch in progress:
         model.train()
@@ -216,9 +215,9 @@ def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0, au
             recon, logits = model(xb)
             mse = F.mse_loss(recon, xb)
             loss = mse
-            if use_aux:
+            if use_aux:  # the one-cycle schedule counts the steps taken, which the ramp reads
                 ce = F.cross_entropy(logits, yb)
-                loss = mse + aux_lambda * (step / total_steps if aux_ramp else 1.0) * ce
+                loss = mse + aux_lambda * (schedule.last_epoch / schedule.total_steps if aux_ramp else 1.0) * ce
                 sums["ce"] += ce.item() * len(index)
                 sums["acc"] += (logits.argmax(1) == yb).sum().item()
             if not torch.isfinite(loss):
@@ -230,7 +229,6 @@ def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0, au
             loss.backward()
             optimizer.step()
             schedule.step()
-            step += 1
             sums["mse"] += mse.item() * len(index)
         metrics = {f"train/{k}": v / len(x) for k, v in sums.items() if use_aux or k == "mse"}
         metrics.update({f"val/{k}": v for k, v in evaluate(model, vx, vy).items()})
