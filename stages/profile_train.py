@@ -7,7 +7,8 @@ Trains as train_ae or train_aux does (params.yaml, the augmented train and val s
 fit) for a few epochs under torch.profiler, then prints the operators that took the most time
 and how the wall time splits: the backward pass, the optimizer, the forward passes with the
 batching around them (training and the per-epoch validation), and Python outside any PyTorch
-operator (the loop, tqdm, the per-epoch bookkeeping). Writes nothing.
+operator (the loop, tqdm, the per-epoch bookkeeping). Writes nothing. Meant for the CPU: on a
+GPU, operators return before their kernels finish, so the split would not say where time goes.
 """
 
 import argparse
@@ -22,20 +23,22 @@ from stages.data import read_split, split_tensors
 from stages.model import NoLog, build_autoencoder, fit, seed_everything
 from stages.train import DATA
 
+FORWARD, BACKWARD, OPTIMIZER = "forward passes and batching", "backward pass", "optimizer (AdamW step, zero_grad)"
+
 
 def phase(event) -> str:
     """The part of a training step that a top-level profiler event belongs to."""
     if event.name.startswith("autograd::") or "Backward" in event.name:
-        return "backward pass"
+        return BACKWARD
     if event.name.startswith("Optimizer."):
-        return "optimizer (AdamW step, zero_grad)"
-    return "forward passes and batching"
+        return OPTIMIZER
+    return FORWARD
 
 
 def time_by_phase(prof, wall_s: float) -> dict[str, float]:
     """Seconds per phase: each top-level event's total time (what it called included), and the
     wall time left outside every PyTorch operator, which is Python's."""
-    seconds = dict.fromkeys(["forward passes and batching", "backward pass", "optimizer (AdamW step, zero_grad)"], 0.0)
+    seconds = dict.fromkeys([FORWARD, BACKWARD, OPTIMIZER], 0.0)
     for event in prof.events():
         if event.cpu_parent is None:
             seconds[phase(event)] += event.cpu_time_total / 1e6
