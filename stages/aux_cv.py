@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from stages.config import PipelineError, load_params, run_stage
-from stages.data import read_split, split_tensors
+from stages.data import images_and_labels, read_split
 from stages.model import NoLog, build_autoencoder, class_probabilities, evaluate, fit, seed_everything
 from stages.report import confusion_records, wrong_emoji
 from stages.train import DATA
@@ -68,7 +68,7 @@ def main():
 
     frame = pd.concat([read_split(DATA / f"{split}.parquet") for split in ("train", "val")], ignore_index=True)
     fold = emoji_folds(frame, args.folds, fold_seed)
-    x, y = split_tensors(frame), torch.tensor(frame["label"].to_numpy())
+    x, y = images_and_labels(frame)
     class_names = [rule.name for rule in params.data.classes]
     accuracies, ratios = [], []
     for k in range(args.folds):

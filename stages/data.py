@@ -234,3 +234,8 @@ def split_images(frame: pd.DataFrame) -> torch.Tensor:
 def split_tensors(frame: pd.DataFrame) -> torch.Tensor:
     """All images of a split as one float tensor (N, C, H, W) in [0, 1]."""
     return split_images(frame).float().div(255)
+
+
+def images_and_labels(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split as fit() takes it: its images (split_tensors) and their class indices."""
+    return split_tensors(frame), torch.tensor(frame["label"].to_numpy())

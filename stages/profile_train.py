@@ -15,11 +15,10 @@ import argparse
 import os
 import time
 
-import torch
 from torch.profiler import ProfilerActivity, profile
 
 from stages.config import PipelineError, load_params, run_stage
-from stages.data import read_split, split_tensors
+from stages.data import images_and_labels, read_split
 from stages.model import NoLog, build_autoencoder, fit, seed_everything
 from stages.train import DATA
 
@@ -55,10 +54,7 @@ def main():
         raise PipelineError(f"--epochs is {args.epochs}; profile at least 1 epoch")
     params = load_params()
     seed_everything(params.seed, params.train.threads)
-    tensors = {}
-    for split in ("train", "val"):
-        frame = read_split(DATA / f"{split}.parquet")
-        tensors[split] = split_tensors(frame), torch.tensor(frame["label"].to_numpy())
+    tensors = {split: images_and_labels(read_split(DATA / f"{split}.parquet")) for split in ("train", "val")}
     images = tensors["train"][0]
     model = build_autoencoder(params, images.shape[-1], images.shape[1], classifier=args.model == "aux")
     train = params.train.model_copy(update={"epochs": args.epochs})

@@ -16,7 +16,7 @@ from dvclive import Live
 from torchinfo import summary
 
 from stages.config import PipelineError, load_params, run_stage
-from stages.data import SPLITS, read_split, split_tensors, write_text
+from stages.data import SPLITS, images_and_labels, read_split, write_text
 from stages.model import build_autoencoder, device, encode_all, fit, save_model, save_torch, seed_everything
 
 DATA = Path("data/augmented")
@@ -30,7 +30,7 @@ def main():
     seed_everything(params.seed, params.train.threads)
 
     frames = {split: read_split(DATA / f"{split}.parquet") for split in SPLITS}
-    tensors = {split: (split_tensors(f), torch.tensor(f["label"].to_numpy())) for split, f in frames.items()}
+    tensors = {split: images_and_labels(f) for split, f in frames.items()}
     images = tensors["train"][0]
     model = build_autoencoder(params, images.shape[-1], images.shape[1], classifier=name == "aux")
 
