@@ -3,9 +3,12 @@
 import os
 import platform
 
-# Pin x86 CPUs to PyTorch's and oneDNN's AVX2 kernels, so that a CPU with AVX-512 trains the
-# same weights as one without: wider vectors sum in another order and round differently.
-# Set before torch runs its first kernel; export either variable to override.
+# Pin x86 CPUs to the AVX2 kernels of PyTorch, oneDNN and MKL, so that a CPU with AVX-512 gives
+# the same data and weights as one without: wider vectors sum in another order and round
+# differently. MKL matters on Intel CPUs only (it ignores the variable elsewhere): it runs the
+# augment stage's affine grids and the classifier's linear layer. Set before torch runs its
+# first kernel; export any of the variables to override.
 if platform.machine().lower() in ("x86_64", "amd64"):
     os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+    os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", "AVX2")

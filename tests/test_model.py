@@ -185,13 +185,23 @@ def test_same_seed_same_weights():
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
+PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the pin is for x86 CPUs")
-def test_importing_stages_pins_torch_to_avx2_kernels_so_avx512_machines_train_the_same_weights():
-    # A fresh interpreter without the variables: torch picks its kernels once, on first use.
-    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
-    probe = "import stages, torch; torch.ones(4).sum(); print(torch.backends.cpu.get_cpu_capability())"
+def test_importing_stages_pins_torch_and_mkl_to_avx2_kernels_so_avx512_machines_give_the_same_numbers():
+    # A fresh interpreter without the variables: torch and MKL pick their kernels once, on first
+    # use. MKL_VERBOSE makes MKL name the instruction set it dispatched to (an Intel CPU with
+    # AVX-512 says AVX-512 without the pin; there, the augment stage wrote other images).
+    env = {k: v for k, v in os.environ.items() if k not in PINS} | {"MKL_VERBOSE": "1"}
+    probe = ("import stages, torch; torch.ones(4).sum(); print(torch.backends.cpu.get_cpu_capability()); "
+             "torch.rand(8, 64) @ torch.rand(64, 2)")
     run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    assert run.stdout.strip() in ("AVX2", "DEFAULT")  # DEFAULT: a CPU without AVX2
+    capability, *mkl_log = run.stdout.splitlines()
+    assert capability in ("AVX2", "DEFAULT")  # DEFAULT: a CPU without AVX2
+    if torch.backends.mkl.is_available():
+        banner = next(line for line in mkl_log if line.startswith("MKL_VERBOSE oneMKL"))
+        assert "AVX-512" not in banner and "AMX" not in banner, banner
 
 
 def test_a_diverging_loss_stops_training_with_the_epoch_and_a_hint():

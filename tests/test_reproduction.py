@@ -1,8 +1,13 @@
-"""A fresh clone reproduces the committed results: data hashes exactly, metrics to 1e-6.
+"""A fresh clone reproduces the committed results: data hashes exactly, trained metrics closely.
 
-Runs the default pipeline (a few minutes on 2 cores) on the committed params. Training is
-bitwise reproducible for the same thread count on x86_64 CPUs with AVX2 (stages/__init__.py
-pins the kernels); see the README for what is not reproducible across machines.
+Runs the default pipeline (a few minutes on 2 cores) on the committed params. The data stages
+are bitwise reproducible on any x86_64 CPU (stages/__init__.py pins the kernels). Training is
+bitwise reproducible on one machine, but on another CPU the last bits differ (oneDNN picks
+its convolution blocking from the cache sizes) and 80 epochs amplify them: the Intel Xeon with
+AVX-512 and AMX that retrained the committed models moved the test MSEs by up to 0.7% and the
+aux accuracy by half a point (see the README). The tolerances are several times that. The
+composition analogies swing by up to 11 points between CPUs; only their baselines, which no
+model computes, are compared.
 """
 
 import json
@@ -13,6 +18,10 @@ import yaml
 from tests.conftest import copy_repo, dvc
 
 pytestmark = pytest.mark.e2e
+
+MSE_RELATIVE = 0.05   # test MSEs and the aux/ae ratio
+PSNR_DB = 0.25        # about what 5% of MSE is
+ACCURACY = 0.075      # two emoji's worth: an emoji's 7 test images are right or wrong together
 
 
 def leaves(tree, prefix=""):
@@ -27,6 +36,14 @@ def outs_of(lock: dict, stage: str) -> dict:
     return {out["path"]: out["md5"] for out in lock["stages"][stage]["outs"]}
 
 
+def close_to(key: str, value: float):
+    if key.endswith("accuracy"):
+        return pytest.approx(value, abs=ACCURACY)
+    if key.endswith("psnr"):
+        return pytest.approx(value, abs=PSNR_DB)
+    return pytest.approx(value, rel=MSE_RELATIVE)
+
+
 def test_a_fresh_clone_reproduces_the_committed_data_and_metrics(tmp_path):
     repo = copy_repo(tmp_path)
     committed_lock = yaml.safe_load((repo / "dvc.lock").read_text())
@@ -38,8 +55,11 @@ def test_a_fresh_clone_reproduces_the_committed_data_and_metrics(tmp_path):
         assert outs_of(lock, stage) == outs_of(committed_lock, stage), f"{stage} outputs differ"
     reproduced = dict(leaves(json.loads((repo / "reports/metrics.json").read_text())))
     assert reproduced.keys() == committed.keys()
-    for key, value in committed.items():
-        if isinstance(value, float):
-            assert reproduced[key] == pytest.approx(value, abs=1e-6), key
-        else:
-            assert reproduced[key] == value, key
+    trained = [key for key in committed if key.startswith(("ae.", "aux."))]
+    assert len(trained) == 12
+    for key in trained:
+        assert reproduced[key] == close_to(key, committed[key]), key
+    baselines = [key for key in committed if key.endswith(("pixel_mse", "copy_mse", "n_analogies", "n_families"))]
+    assert len(baselines) == 8
+    for key in baselines:
+        assert reproduced[key] == pytest.approx(committed[key], rel=1e-6), key
