@@ -8,7 +8,7 @@ import platform
 # differently. MKL matters on Intel CPUs only (it ignores the variable elsewhere): it runs the
 # augment stage's affine grids and the classifier's linear layer. Set before torch runs its
 # first kernel; export any of the variables to override.
+KERNEL_PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 if platform.machine().lower() in ("x86_64", "amd64"):
-    os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
-    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
-    os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    for name, value in KERNEL_PINS.items():
+        os.environ.setdefault(name, value)

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from stages import KERNEL_PINS
 from stages.config import PipelineError
 from stages.model import (Autoencoder, class_probabilities, encode_all, evaluate, fit, latent_grid, load_model,
                           mirror, paste_patches, save_model, seed_everything, warp)
@@ -185,15 +186,12 @@ def test_same_seed_same_weights():
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-
-
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="the pin is for x86 CPUs")
 def test_importing_stages_pins_torch_and_mkl_to_avx2_kernels_so_avx512_machines_give_the_same_numbers():
     # A fresh interpreter without the variables: torch and MKL pick their kernels once, on first
     # use. MKL_VERBOSE makes MKL name the instruction set it dispatched to (an Intel CPU with
     # AVX-512 says AVX-512 without the pin; there, the augment stage wrote other images).
-    env = {k: v for k, v in os.environ.items() if k not in PINS} | {"MKL_VERBOSE": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_PINS} | {"MKL_VERBOSE": "1"}
     probe = ("import stages, torch; torch.ones(4).sum(); print(torch.backends.cpu.get_cpu_capability()); "
              "torch.rand(8, 64) @ torch.rand(64, 2)")
     run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
