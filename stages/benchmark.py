@@ -1,6 +1,6 @@
 """benchmark: the project's autoencoder against the assignment's reference architecture.
 
-    dvc repro augment && python -m stages.benchmark      # about 115 minutes on 2 CPU cores
+    dvc repro augment && python -m stages.benchmark      # about 105 minutes on 2 CPU cores (README)
     python -m stages.benchmark --aux-only                # the aux comparison alone, about 18 minutes
 
 At each latent budget (values the decoder receives), both models train on the pipeline's
