@@ -39,7 +39,8 @@ BUDGETS = (32, 128, 512, 2048)
 # in development (latent 32: 0.0332 -> 0.0278); warping each drawn image instead of dropout helped
 # at 128 (0.01110 -> 0.01030), where the regularised model had stopped overfitting. Views that never
 # repeat keep paying for epochs and a higher peak lr there (160 -> 320 epochs: 0.0092; lr 0.003 ->
-# 0.006: 0.00985; both, 640 epochs: 0.00839), so the warped setting gets both. The pipeline keeps
+# 0.006: 0.00985; both, 640 epochs: 0.00839), so the warped setting gets both; 1280 epochs gained
+# only 3.5% more (0.00810) for twice the time, and batch 16 lost 1.9%. The pipeline keeps
 # them off: dropout and pasting, and mirroring with warping, broke composition on the 2x2 grid.
 SETTINGS = {"params.yaml": {},
             "regularised": {"model": {"decoder_dropout": 0.1}, "train": {"paste": 0.5, "flip": 0.5}, "epoch_factor": 2},
