@@ -35,6 +35,8 @@ def emoji_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
     rarest = labels.value_counts().min()
     if not 2 <= folds <= rarest:
         raise PipelineError(f"--folds is {folds}; it must be from 2 to {rarest}, the emoji of the rarest class in train + val")
+    if seed < 0:
+        raise PipelineError(f"--fold-seed is {seed}; it must be a non-negative integer, like params.yaml's seed")
     rng = np.random.default_rng(seed)
     fold_of = {}
     for label in sorted(labels.unique()):

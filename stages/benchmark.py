@@ -154,6 +154,26 @@ def rerun_aux_only(params, x: dict, y: dict) -> None:
     write_text(OUT, json.dumps(result, indent=2) + "\n")
 
 
+def reference_cells(size: int) -> int:
+    """Cells of the reference's latent grid: it halves the image four times, 4x4 at 64 px."""
+    return (size // 16) ** 2
+
+
+def check_arguments(args, size: int) -> None:
+    """Refuse, before any training, budgets the reference cannot hold exactly."""
+    if size < 16:
+        raise PipelineError(f"data.size is {size}; the reference halves the image four times, so benchmark at 16 px or more")
+    cells, side = reference_cells(size), size // 16
+    unfit = [budget for budget in args.budgets if budget <= 0 or budget % cells]
+    if unfit:
+        raise PipelineError(f"--budgets {' '.join(map(str, unfit))}: the reference's latent is a {side}x{side}xC grid at {size} px, "
+                            f"so each budget must be a positive multiple of {cells}")
+    if len(set(args.budgets)) < len(args.budgets):
+        raise PipelineError(f"--budgets {' '.join(map(str, args.budgets))} lists a budget twice: give each once")
+    if args.reference_epochs < 1:
+        raise PipelineError(f"--reference-epochs is {args.reference_epochs}; train the reference for at least 1 epoch")
+
+
 def timed(train) -> float:
     start = time.perf_counter()
     train()
@@ -168,6 +188,7 @@ def main():
                         help="re-run only the aux comparison (about 18 minutes), after a change to the aux head or params.aux")
     args = parser.parse_args()
     params = benchmarked_params()
+    check_arguments(args, params.data.size)
     if params.latent not in args.budgets and not args.aux_only:
         raise PipelineError(f"--budgets must include latent {params.latent} (params.yaml), where the aux model is compared")
     seed_everything(params.seed, params.train.threads)
@@ -182,10 +203,9 @@ def main():
 
     rows = []
     for budget in args.budgets:
-        cells = (size // 16) ** 2  # the reference halves four times
         row = {"latent": budget}
         torch.manual_seed(params.seed)
-        reference = Reference(max(1, budget // cells), channels).to(device())
+        reference = Reference(budget // reference_cells(size), channels).to(device())
         seconds = timed(lambda: train_reference(reference, x["train"], args.reference_epochs, params.seed))
         row.update(scores("reference", reference, x, params.refine, evaluate(reference, x["val"], refine=params.refine)["mse"]),
                    reference_params=sum(p.numel() for p in reference.parameters()),

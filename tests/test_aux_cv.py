@@ -20,6 +20,8 @@ def test_folds_keep_each_emoji_whole_and_deal_each_class_round_them():
     assert not (aux_cv.emoji_folds(frame, folds=2, seed=1) == fold).all()
     with pytest.raises(PipelineError, match="--folds is 5; it must be from 2 to 4"):
         aux_cv.emoji_folds(frame, folds=5, seed=0)
+    with pytest.raises(PipelineError, match="--fold-seed is -1; it must be a non-negative integer"):
+        aux_cv.emoji_folds(frame, folds=2, seed=-1)
 
 
 def test_aux_cv_prints_each_fold_and_the_means_the_same_on_a_second_run(workdir, valhalla_parquet, monkeypatch, capsys):

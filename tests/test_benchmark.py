@@ -65,11 +65,19 @@ def test_aux_only_refuses_a_benchmark_measured_with_other_params(workdir, valhal
     assert json.loads((workdir / "reports/benchmark.json").read_text()) == stale
 
 
-def test_benchmark_needs_the_default_latent_for_the_aux_comparison(workdir, valhalla_parquet, monkeypatch, capsys):
-    write_params(workdir, synthetic_params(valhalla_parquet))
-    monkeypatch.setattr(sys, "argv", ["benchmark", "--budgets", "32"])
+@pytest.mark.parametrize("argv, message", [
+    (["--budgets", "32"], "--budgets must include latent 16 (params.yaml), where the aux model is compared"),
+    (["--budgets", "16", "18", "0"], "--budgets 18 0: the reference's latent is a 2x2xC grid at 32 px, so each budget must be a positive multiple of 4"),
+    (["--budgets", "16", "32", "16"], "--budgets 16 32 16 lists a budget twice: give each once"),
+    (["--budgets", "16", "--reference-epochs", "0"], "--reference-epochs is 0; train the reference for at least 1 epoch"),
+])
+def test_benchmark_refuses_arguments_it_cannot_measure_before_training(workdir, valhalla_parquet, monkeypatch, capsys, argv, message):
+    params = synthetic_params(valhalla_parquet)
+    params["data"]["size"] = 32
+    write_params(workdir, params)
+    monkeypatch.setattr(sys, "argv", ["benchmark", *argv])
     with pytest.raises(SystemExit) as exit_info:
         benchmark.run_stage(benchmark.main)
     assert exit_info.value.code == 1
-    assert "--budgets must include latent 16" in capsys.readouterr().err
-    assert not (workdir / "reports/benchmark.json").exists()
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (workdir / "reports").exists()
