@@ -86,6 +86,7 @@ class Model(Strict):
     channels: Annotated[list[PositiveInt], Field(min_length=1)]
     grid: PositiveInt | None = None
     decoder_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    residual_levels: Annotated[int, Field(strict=True, ge=0)] = 0
 
 
 class Train(Strict):

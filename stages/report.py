@@ -239,6 +239,7 @@ torchinfo's table:
 |---|---|
 | latent size | {params.latent} |
 | encoder widths | {params.model.channels} |
+| decoder residual blocks (levels from the latent grid up) | {params.model.residual_levels} |
 | epochs | {train.epochs} |
 | batch size | {train.batch_size} |
 | optimiser | AdamW, peak lr {train.lr}, weight decay {train.weight_decay}, one-cycle schedule |

@@ -69,6 +69,13 @@ def test_decoder_dropout_must_be_a_probability_below_one(dropout):
     assert "model.decoder_dropout" in error_of(params)
 
 
+@pytest.mark.parametrize("levels", [-1, 1.5, "two"])
+def test_residual_levels_must_be_a_whole_number_of_levels(levels):
+    params = default_params()
+    params["model"]["residual_levels"] = levels
+    assert "model.residual_levels" in error_of(params)
+
+
 @pytest.mark.parametrize("key,value", [("paste", 1.5), ("flip", -0.1), ("flip", 2), ("rotate", -5), ("shift", 0.6), ("zoom", 1)])
 def test_online_augmentation_takes_probabilities_and_bounded_ranges(key, value):
     params = default_params()

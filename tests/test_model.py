@@ -10,7 +10,7 @@ import torch
 from stages import KERNEL_PINS
 from stages.config import PipelineError
 from stages.model import (Autoencoder, class_probabilities, encode_all, evaluate, fit, latent_grid, load_model,
-                          mirror, paste_patches, save_model, seed_everything, warp)
+                          mirror, paste_patches, Residual, save_model, seed_everything, warp)
 
 
 class RecordingLive:
@@ -68,6 +68,19 @@ def test_decoder_dropout_acts_while_training_only():
     assert not torch.equal(model.decode(z), model.decode(z))
     model.eval()
     assert torch.equal(model.decode(z), model.decode(z))
+
+
+@pytest.mark.parametrize("residual_levels,resolutions", [(0, []), (2, [8, 16]), (9, [8, 16, 32])])
+def test_residual_blocks_sit_at_the_coarsest_decoder_resolutions(residual_levels, resolutions):
+    model = Autoencoder(size=64, channels=[8, 16, 32], latent=128, residual_levels=residual_levels)  # 8x8 grid
+    seen = []
+    for block in model.decoder:
+        if isinstance(block, Residual):
+            block.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[-1]))
+    x = torch.rand(2, 3, 64, 64)
+    assert model(x)[0].shape == x.shape
+    assert seen == resolutions
+    assert model.encode(x).shape == (2, 128)  # the blocks add decoder depth, not latent values
 
 
 def test_pasted_patches_are_squares_from_an_image_of_the_same_class():
@@ -211,11 +224,12 @@ def test_a_diverging_loss_stops_training_with_the_epoch_and_a_hint():
 
 
 def test_saved_models_reload_with_weights_only_and_give_the_same_latents(tmp_path):
-    model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=3, hidden=10, dropout=0.1).eval()
+    model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=3, hidden=10, dropout=0.1, residual_levels=1).eval()
     save_model(model, tmp_path / "model.pt")
-    loaded = load_model(tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt").eval()
     x, _ = toy_data(n=4)
     assert torch.equal(encode_all(model, x), encode_all(loaded, x))
+    assert torch.equal(model(x)[0], loaded(x)[0])
     assert loaded.config == model.config
 
 
