@@ -51,10 +51,8 @@ def up(c_in: int, c_out: int, dropout: float = 0.0) -> nn.Sequential:
 
 
 class Residual(nn.Module):
-    """x plus two 3x3 convolutions of x. At the decoder's coarse levels depth is cheap (a 3x3
-    convolution of 128 channels at 8x8 costs what one of 64 channels at 16x16 does) and it is what
-    the decoder lacked: at latent 128 in the benchmark's warped setting, blocks at 8x8 and 16x16
-    lowered the refined validation MSE by 18% for 1.6x the training time."""
+    """x plus two 3x3 convolutions of x: decoder depth where it is cheap, at coarse resolutions
+    (model.residual_levels in params.yaml says where it helped and where it did not)."""
 
     def __init__(self, width: int):
         super().__init__()
