@@ -9,7 +9,7 @@ import math
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -100,6 +100,7 @@ class Train(Strict):
     shift: Annotated[float, Field(ge=0, le=0.5)] = 0.0
     zoom: Annotated[float, Field(ge=0, lt=1)] = 0.0
     threads: PositiveInt
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 class Refine(Strict):

@@ -232,11 +232,12 @@ def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0, au
             yb = y[index].to(dev)
             xb = paste_patches(x[index].to(dev), yb, cfg.paste, generator)
             xb = warp(mirror(xb, cfg.flip, generator), cfg.rotate, cfg.shift, cfg.zoom, generator)
-            recon, logits = model(xb)
-            mse = F.mse_loss(recon, xb)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                recon, logits = model(xb)
+            mse = F.mse_loss(recon.float(), xb)
             loss = mse
             if use_aux:  # the one-cycle schedule counts the steps taken, which the ramp reads
-                ce = F.cross_entropy(logits, yb)
+                ce = F.cross_entropy(logits.float(), yb)
                 loss = mse + aux_lambda * (schedule.last_epoch / schedule.total_steps if aux_ramp else 1.0) * ce
                 sums["ce"] += ce.item() * len(index)
                 sums["acc"] += (logits.argmax(1) == yb).sum().item()

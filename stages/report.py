@@ -101,7 +101,8 @@ def benchmark_section() -> str:
     )
     return (
         f"Both models trained on the same augmented splits, in one run on {bench['machine']}, "
-        f"{bench['threads']} CPU threads; the reference for {bench['reference_epochs']} epochs, "
+        f"{bench['threads']} CPU threads, torch's {bench['cpu_capability']} kernels"
+        f"{', denormal floats flushed to zero' if bench['denormals_flushed'] else ''}; the reference for {bench['reference_epochs']} epochs, "
         "ours for those in the last column. Each is scored on the test split with one encoder pass and with the "
         "refined latent; the ratio compares ours as the pipeline encodes (refined) with the reference as published "
         "(one pass), and the next column compares both refined. At each budget ours is trained as params.yaml says "
@@ -208,8 +209,8 @@ torchinfo's table:
 - Nothing but the latent passes from encoder to decoder: no skip connections, so it is an honest bottleneck.
 - Decoder depth: `model.residual_levels` (here {params.model.residual_levels}) adds residual blocks at the decoder's
   coarsest levels. At 8x8 and 16x16 they lowered test MSE 18% on the finest grid at latent 128 with the benchmark's
-  640 warped epochs; with this run's 80 epochs on the 2x2 grid, blocks at four levels raised it from 0.0199 to
-  0.0278 and took 1.7x as long to train.
+  640 warped epochs, which now uses them; with this run's 80 epochs on the 2x2 grid, blocks at four levels raised it
+  from 0.0199 to 0.0278 and took 1.7x as long to train.
 - Refined encoding. An encoder that has seen {counts.loc['train'].sum()} distinct emoji guesses codes for new ones
   that its own decoder can beat; a few gradient steps on the latent close that gap (development, 40 epochs:
   validation MSE 0.0208 with one pass, 0.0151 refined). It also changes what training should aim for: with
@@ -248,7 +249,7 @@ torchinfo's table:
 | batch size | {train.batch_size} |
 | optimiser | AdamW, peak lr {train.lr}, weight decay {train.weight_decay}, one-cycle schedule |
 | seed | {params.seed} |
-| CPU threads | {train.threads} |
+| CPU threads; forward-pass precision | {train.threads}; {train.precision} |
 | latent refinement at test time | {params.refine.steps} Adam steps, lr {params.refine.lr} |
 | decoder dropout; patch pasting; mirroring; warping (degrees, shift, zoom) | {params.model.decoder_dropout}; {train.paste}; {train.flip}; {train.rotate}, {train.shift}, {train.zoom} |
 

@@ -76,6 +76,13 @@ def test_residual_levels_must_be_a_whole_number_of_levels(levels):
     assert "model.residual_levels" in error_of(params)
 
 
+@pytest.mark.parametrize("precision", ["fp16", "bfloat16", 16])
+def test_precision_is_fp32_or_bf16(precision):
+    params = default_params()
+    params["train"]["precision"] = precision
+    assert "train.precision" in error_of(params)
+
+
 @pytest.mark.parametrize("key,value", [("paste", 1.5), ("flip", -0.1), ("flip", 2), ("rotate", -5), ("shift", 0.6), ("zoom", 1)])
 def test_online_augmentation_takes_probabilities_and_bounded_ranges(key, value):
     params = default_params()

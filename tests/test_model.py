@@ -34,7 +34,8 @@ def toy_data(n=48, size=16, classes=2):
 
 
 def config(**overrides):
-    return SimpleNamespace(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "paste": 0.0, "flip": 0.0, "rotate": 0.0, "shift": 0.0, "zoom": 0.0, **overrides})
+    return SimpleNamespace(**{"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "paste": 0.0, "flip": 0.0, "rotate": 0.0, "shift": 0.0, "zoom": 0.0, "precision": "fp32",
+                               **overrides})
 
 
 @pytest.mark.parametrize("size,latent,grid", [(64, 32, 4), (64, 128, 8), (64, 512, 16), (64, 2048, 16), (64, 100, 2),
@@ -136,6 +137,19 @@ def test_training_lowers_the_loss_and_logs_every_epoch():
     assert len(live.rows) == 5
     assert set(live.rows[0]) == {"train/mse", "train/ce", "train/acc", "val/mse", "val/ce", "val/acc"}
     assert live.rows[-1]["val/mse"] < before
+
+
+def test_bf16_computes_in_bfloat16_and_keeps_float32_weights():
+    def trained(precision):
+        seed_everything(0, 2)
+        x, y = toy_data()
+        model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=2, residual_levels=1)
+        fit(model, (x, y), (x, y), config(epochs=2, precision=precision), RecordingLive(), aux_lambda=0.1)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    fp32, bf16 = trained("fp32"), trained("bf16")
+    assert bf16.dtype == torch.float32 and not torch.equal(fp32, bf16)  # rounded otherwise on the way
+    assert (fp32 - bf16).norm() < 0.01 * fp32.norm()  # but the same training
 
 
 def test_the_ramp_gives_the_cross_entropy_no_weight_at_the_first_step_and_full_weight_later():
