@@ -1,7 +1,9 @@
 """The convolutional autoencoder, its auxiliary classifier, and the loop that trains both."""
 
 import math
+import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -29,6 +31,19 @@ def seed_everything(seed: int, threads: int) -> None:
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16_is_native() -> bool:
+    """Whether bfloat16 runs in hardware here: on a GPU that has it, or on a CPU with AMX or
+    AVX512_BF16 whose oneDNN is not capped below them (the kernel pins of stages/__init__.py cap it
+    at AVX2). Elsewhere oneDNN emulates it: a training step ran 13x slower than in fp32 on an AMD
+    EPYC with AVX2 (10 against 134 img/s), 14x with the pins on an Intel Xeon with AMX."""
+    if device().type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    capped = isa != "ALL" and not any(name in isa for name in ("BF16", "AMX", "AVX10"))
+    # torch.cpu has no public getter for these two; they read the same cpuinfo that oneDNN does.
+    return not capped and (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
 def down(c_in: int, c_out: int) -> nn.Sequential:
@@ -224,6 +239,9 @@ def fit(model, train, val, cfg, live, aux_lambda: float = 0.0, seed: int = 0, au
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps)
     generator = torch.Generator().manual_seed(seed)
     use_aux = model.classifier is not None
+    if cfg.precision == "bf16" and not bf16_is_native():
+        print("warning: train.precision is bf16, but bfloat16 is emulated here (no AMX or AVX512_BF16, or the kernel "
+              "pins cap oneDNN at AVX2), so training runs about 13x slower than with fp32; see the README", file=sys.stderr)
     progress = tqdm(range(1, cfg.epochs + 1), desc="train", unit="epoch")
     for epoch in progress:
         model.train()

@@ -32,6 +32,9 @@ def test_benchmark_writes_both_models_per_budget_and_the_aux_comparison(workdir,
     probe = "import torch; torch.ones(4).sum(); print(torch.backends.cpu.get_cpu_capability())"
     own_choice = subprocess.run([sys.executable, "-c", probe], env=unpinned, capture_output=True, text=True, check=True).stdout.strip()
     assert result["cpu_capability"] == own_choice and result["denormals_flushed"] is True
+    # The settings as they ran: the warped one in bfloat16 only where this CPU has it in hardware.
+    probe = "from stages import benchmark; import json; benchmark.measure_at_full_speed(); print(json.dumps(benchmark.settings_here()))"
+    assert result["settings"] == json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
     assert [row["latent"] for row in result["budgets"]] == [16, 32]
     for row in result["budgets"]:
         assert row["ratio"] == row["project_refined_test_mse"] / row["reference_one_pass_test_mse"]
@@ -64,7 +67,7 @@ def test_aux_only_refuses_a_benchmark_measured_with_other_params(workdir, valhal
     assert "reports/benchmark.json, which does not exist: run `python -m stages.benchmark` first" in capsys.readouterr().err
 
     stale = {"params": benchmark.measured_with(benchmark.benchmarked_params()),
-             "settings": benchmark.SETTINGS, "budgets": [], "aux": {}}
+             "settings": benchmark.settings_here(), "budgets": [], "aux": {}}
     stale["params"]["train"]["lr"] *= 2
     (workdir / "reports/benchmark.json").write_text(json.dumps(stale))
     params["aux"]["lambda"] = 0.5  # what --aux-only is for: no complaint about it
@@ -73,6 +76,32 @@ def test_aux_only_refuses_a_benchmark_measured_with_other_params(workdir, valhal
         benchmark.run_stage(benchmark.main)
     assert "measured with other train; its autoencoder figures are stale" in capsys.readouterr().err
     assert json.loads((workdir / "reports/benchmark.json").read_text()) == stale
+
+
+def test_aux_only_refuses_a_benchmark_measured_in_another_precision(workdir, valhalla_parquet, monkeypatch, capsys):
+    write_params(workdir, synthetic_params(valhalla_parquet))
+    prepare.main()
+    augment.main()
+    monkeypatch.setattr(benchmark, "bf16_is_native", lambda: True)  # measured on a CPU with AMX...
+    measured = {"params": benchmark.measured_with(benchmark.benchmarked_params()), "settings": benchmark.settings_here(), "budgets": [], "aux": {}}
+    (workdir / "reports/benchmark.json").write_text(json.dumps(measured))
+    monkeypatch.setattr(benchmark, "bf16_is_native", lambda: False)  # ...re-run on one without
+    monkeypatch.setattr(sys, "argv", ["benchmark", "--aux-only"])
+    with pytest.raises(SystemExit):
+        benchmark.run_stage(benchmark.main)
+    assert "measured with other SETTINGS (or bfloat16 hardware); its autoencoder figures are stale" in capsys.readouterr().err
+
+
+def test_the_warped_setting_runs_in_bfloat16_only_where_it_is_hardware(monkeypatch):
+    monkeypatch.setattr(benchmark, "bf16_is_native", lambda: True)
+    assert benchmark.settings_here() == benchmark.SETTINGS
+    assert benchmark.setting_params(benchmark.benchmarked_params(), "warped").train.precision == "bf16"
+    monkeypatch.setattr(benchmark, "bf16_is_native", lambda: False)
+    here = benchmark.settings_here()
+    assert here["warped"]["train"] == {**benchmark.SETTINGS["warped"]["train"], "precision": "fp32"}
+    assert {k: v for k, v in here.items() if k != "warped"} == {k: v for k, v in benchmark.SETTINGS.items() if k != "warped"}
+    assert benchmark.SETTINGS["warped"]["train"]["precision"] == "bf16"  # what it asks for is unchanged
+    assert benchmark.setting_params(benchmark.benchmarked_params(), "warped").train.precision == "fp32"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -9,7 +9,7 @@ import torch
 
 from stages import KERNEL_PINS
 from stages.config import PipelineError
-from stages.model import (Autoencoder, class_probabilities, encode_all, evaluate, fit, latent_grid, load_model,
+from stages.model import (Autoencoder, bf16_is_native, class_probabilities, device, encode_all, evaluate, fit, latent_grid, load_model,
                           mirror, paste_patches, Residual, save_model, seed_everything, warp)
 
 
@@ -139,7 +139,7 @@ def test_training_lowers_the_loss_and_logs_every_epoch():
     assert live.rows[-1]["val/mse"] < before
 
 
-def test_bf16_computes_in_bfloat16_and_keeps_float32_weights():
+def test_bf16_computes_in_bfloat16_and_keeps_float32_weights(capsys):
     def trained(precision):
         seed_everything(0, 2)
         x, y = toy_data()
@@ -147,9 +147,19 @@ def test_bf16_computes_in_bfloat16_and_keeps_float32_weights():
         fit(model, (x, y), (x, y), config(epochs=2, precision=precision), RecordingLive(), aux_lambda=0.1)
         return torch.cat([p.detach().flatten() for p in model.parameters()])
 
-    fp32, bf16 = trained("fp32"), trained("bf16")
+    fp32 = trained("fp32")
+    assert "warning" not in capsys.readouterr().err
+    bf16 = trained("bf16")
+    if device().type == "cpu":  # the tests run with the kernel pins, which cap oneDNN below bfloat16 hardware
+        assert "warning: train.precision is bf16, but bfloat16 is emulated here" in capsys.readouterr().err
     assert bf16.dtype == torch.float32 and not torch.equal(fp32, bf16)  # rounded otherwise on the way
     assert (fp32 - bf16).norm() < 0.01 * fp32.norm()  # but the same training
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU check")
+def test_bfloat16_is_not_native_while_the_pins_cap_onednn_at_avx2(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not bf16_is_native()
 
 
 def test_the_ramp_gives_the_cross_entropy_no_weight_at_the_first_step_and_full_weight_later():
