@@ -5,21 +5,17 @@ through them so every original gets about the same number of copies. Writes
 data/augmented/{train,val,test}.parquet and reports/augment/samples.png.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from stages.config import PipelineError, load_params, run_stage
-from stages.data import SPLITS, png_bytes, read_split, split_images, write_split
-from stages.figures import save_grid
-
-IN = Path("data/prepared")
-OUT = Path("data/augmented")
-REPORT = Path("reports/augment")
+from stages.lib.config import PipelineError, load_params, run_stage
+from stages.lib.data import SPLITS, png_bytes, split_images
+from stages.lib.figures import save_grid
+from stages.lib.files import read_split, write_split
+from stages.lib.paths import AUGMENT_SAMPLES, AUGMENTED, PREPARED, split_file
 
 
 def emoji_transforms(aug, channels: int, size: int) -> tuple[v2.Transform, v2.Transform]:
@@ -54,7 +50,7 @@ def augment_split(images: torch.Tensor, target: int, aug, seed: int) -> torch.Te
 def main():
     params = load_params()
     aug = params.augment
-    frames = {split: read_split(IN / f"{split}.parquet") for split in SPLITS}
+    frames = {split: read_split(split_file(PREPARED, split)) for split in SPLITS}
     for split, frame in frames.items():  # check every split before writing any
         target = getattr(aug.targets, split)
         if target < len(frame):
@@ -69,7 +65,7 @@ def main():
         source = np.arange(target) % len(frame)
         meta = frame.drop(columns="image").iloc[source].assign(augmented=np.arange(target) >= len(frame))
         images = [png_bytes(Image.fromarray(x.permute(1, 2, 0).numpy())) for x in expanded]
-        write_split(OUT / f"{split}.parquet", images, pd.DataFrame(meta))
+        write_split(split_file(AUGMENTED, split), images, pd.DataFrame(meta))
         previews.append((split, expanded, len(frame)))
         print(f"augment: {split} {len(frame)} -> {target}")
 
@@ -78,7 +74,7 @@ def main():
     for split, expanded, n in previews:
         rows.append([expanded[j] for j in range(0, len(expanded), n)][:8])
         titles.append(split)
-    save_grid(REPORT / "samples.png", rows, row_titles=titles, title="An original (left) and its augmented copies")
+    save_grid(AUGMENT_SAMPLES, rows, row_titles=titles, title="An original (left) and its augmented copies")
 
 
 if __name__ == "__main__":

@@ -15,22 +15,20 @@ latent helps. Writes reports/compose/ (figures, metrics.json, analogies.json).
 """
 
 import difflib
-import json
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stages.config import PipelineError, load_params, run_stage
-from stages.data import SPLITS, read_split, split_tensors, write_text
-from stages.figures import save_grid
-from stages.model import decode_all, load_model
+from stages.lib.config import PipelineError, load_params, run_stage
+from stages.lib.data import SPLITS, split_tensors
+from stages.lib.figures import save_grid
+from stages.lib.files import load_torch, read_split, write_json
+from stages.lib.model import decode_all, load_model
+from stages.lib.paths import COMPOSE, MODEL_NAMES, PREPARED, latents_file, model_file, split_file
 
-MODELS = ("ae", "aux")
-OUT = Path("reports/compose")
 METHODS = ("single", "family_mean")  # latent arithmetic with one exemplar pair, or all pairs
 
 
@@ -144,18 +142,20 @@ def concept_vector(term: str, latents, concepts) -> torch.Tensor:
     return torch.stack([latents[n] for n in members]).mean(0)
 
 
-def main():
-    params = load_params()
-    cfg = params.compose
+def original_latents(name: str) -> dict[str, torch.Tensor]:
+    """The encoder's latent of each emoji's original image (not its augmented copies)."""
+    saved = load_torch(latents_file(name))
+    latents = {}
+    for split in SPLITS:
+        for text, z, augmented in zip(saved[split]["text"], saved[split]["z"], saved[split]["augmented"]):
+            if not augmented:
+                latents[text] = z
+    return latents
 
-    # The originals (not augmented copies) of every split: one image and latent per emoji.
-    frames = {s: read_split(Path("data/prepared") / f"{s}.parquet") for s in SPLITS}
-    texts = [t for s in SPLITS for t in frames[s]["text"]]
-    images = torch.cat([split_tensors(frames[s]) for s in SPLITS])
-    pixels = dict(zip(texts, images))
-    names = sorted(pixels)
 
-    # Check every name and concept before any work, so a typo costs seconds, not a run.
+def check_compose_params(cfg, names: list[str]) -> list[list[tuple[float, str]]]:
+    """Every name and concept checked before any work, so a typo costs seconds, not a run;
+    returns the parsed recipes."""
     for concept, members in cfg.concepts.items():
         check_names(members, names, f"compose.concepts.{concept}")
     recipes = [parse_recipe(r) for r in cfg.recipes]
@@ -164,57 +164,69 @@ def main():
     strip_terms = parse_recipe(cfg.strip.attribute)
     check_names([cfg.strip.base, *[n for _, n in strip_terms if n not in cfg.concepts]], names, "compose.strip")
     check_names(list(cfg.slerp), names, "compose.slerp")
+    return recipes
+
+
+def draw_recipes(name, model, cfg, recipes, latents, pixels) -> None:
+    """One figure per recipe: its inputs and the composite."""
+    for index, (recipe, terms) in enumerate(zip(cfg.recipes, recipes), start=1):
+        z = sum(sign * concept_vector(term, latents, cfg.concepts) for sign, term in terms)
+        row = [pixels[t] if t in pixels else decode_all(model, concept_vector(t, latents, cfg.concepts)[None])[0]
+               for _, t in terms]
+        titles = [("" if i == 0 else ("- " if s < 0 else "+ ")) + t for i, (s, t) in enumerate(terms)]
+        save_grid(COMPOSE / name / f"recipe_{index}.png", [row + [decode_all(model, z[None])[0]]],
+                  col_titles=titles + ["= composite"], title=f"{name}: {recipe}", cell=1.4)
+
+
+def draw_strips(name, model, cfg, latents, pixels) -> None:
+    """The attribute-strength strip (base + alpha * attribute) and the slerp strip."""
+    strip_terms = parse_recipe(cfg.strip.attribute)
+    attribute = sum(sign * concept_vector(t, latents, cfg.concepts) for sign, t in strip_terms)
+    strip = torch.stack([latents[cfg.strip.base] + a * attribute for a in cfg.strip.alphas])
+    save_grid(COMPOSE / name / "alpha_strip.png", [list(decode_all(model, strip))],
+              col_titles=[f"alpha={a:g}" for a in cfg.strip.alphas],
+              title=f"{name}: {cfg.strip.base} + alpha * ({cfg.strip.attribute})", cell=1.2)
+    start, end = (latents[n] for n in cfg.slerp)
+    steps = np.linspace(0, 1, cfg.slerp_steps)
+    path = torch.stack([slerp(start, end, float(t)) for t in steps])
+    save_grid(COMPOSE / name / "slerp_strip.png", [[pixels[cfg.slerp[0]], *decode_all(model, path), pixels[cfg.slerp[1]]]],
+              col_titles=["start"] + [f"t={t:.2f}" for t in steps] + ["end"],
+              title=f"{name}: slerp from {cfg.slerp[0]} to {cfg.slerp[1]}", cell=1.2)
+
+
+def draw_analogies(name, items, composites, best, pixels) -> None:
+    """The first analogy of each target, up to ten: inputs, composite, target, pixel arithmetic."""
+    shown = list({i["target"]: i for i in reversed(items)}.values())[::-1][:10]
+    grid = [[pixels[i["a"]], pixels[i["b"]], pixels[i["c"]], composites[(i["target"], i["a"], best)],
+             pixels[i["target"]], arithmetic(pixels, i, best).clamp(0, 1)] for i in shown]
+    save_grid(COMPOSE / name / "analogies.png", grid, row_titles=[f"{i['target']}" for i in shown],
+              col_titles=["a", "- b", "+ c", f"= composite ({best})", "true target", "pixel arithmetic"],
+              title=f"{name}: analogies a - b + c scored against the true emoji", cell=1.2)
+
+
+def main():
+    params = load_params()
+    cfg = params.compose
+    # The originals (not augmented copies) of every split: one image and latent per emoji.
+    frames = {s: read_split(split_file(PREPARED, s)) for s in SPLITS}
+    texts = [t for s in SPLITS for t in frames[s]["text"]]
+    pixels = dict(zip(texts, torch.cat([split_tensors(frames[s]) for s in SPLITS])))
+    names = sorted(pixels)
+    recipes = check_compose_params(cfg, names)
 
     items = analogies(analogy_families(names))
     metrics = {"n_analogies": len(items), "n_families": len({i["family"] for i in items})}
     per_analogy = {}
-    for name in MODELS:
-        model = load_model(Path("models") / name / "model.pt")
-        saved = torch.load(Path("models") / name / "latents.pt", weights_only=True)
-        latents = {}
-        for split in SPLITS:
-            for text, z, augmented in zip(saved[split]["text"], saved[split]["z"], saved[split]["augmented"]):
-                if not augmented:
-                    latents[text] = z
+    for name in MODEL_NAMES:
+        model, latents = load_model(model_file(name)), original_latents(name)
+        draw_recipes(name, model, cfg, recipes, latents, pixels)
+        draw_strips(name, model, cfg, latents, pixels)
+        metrics[name], per_analogy[name], composites = score_analogies(model, items, latents, pixels, names)
+        draw_analogies(name, items, composites, metrics[name]["best_method"], pixels)
 
-        # Recipes: the inputs and the composite.
-        for index, (recipe, terms) in enumerate(zip(cfg.recipes, recipes), start=1):
-            z = sum(sign * concept_vector(term, latents, cfg.concepts) for sign, term in terms)
-            row = [pixels[t] if t in pixels else decode_all(model, concept_vector(t, latents, cfg.concepts)[None])[0]
-                   for _, t in terms]
-            titles = [("" if i == 0 else ("- " if s < 0 else "+ ")) + t for i, (s, t) in enumerate(terms)]
-            save_grid(OUT / name / f"recipe_{index}.png", [row + [decode_all(model, z[None])[0]]],
-                      col_titles=titles + ["= composite"], title=f"{name}: {recipe}", cell=1.4)
-
-        # Attribute strength strip and slerp strip.
-        attribute = sum(sign * concept_vector(t, latents, cfg.concepts) for sign, t in strip_terms)
-        strip = torch.stack([latents[cfg.strip.base] + a * attribute for a in cfg.strip.alphas])
-        save_grid(OUT / name / "alpha_strip.png", [list(decode_all(model, strip))],
-                  col_titles=[f"alpha={a:g}" for a in cfg.strip.alphas],
-                  title=f"{name}: {cfg.strip.base} + alpha * ({cfg.strip.attribute})", cell=1.2)
-        start, end = (latents[n] for n in cfg.slerp)
-        steps = np.linspace(0, 1, cfg.slerp_steps)
-        path = torch.stack([slerp(start, end, float(t)) for t in steps])
-        save_grid(OUT / name / "slerp_strip.png", [[pixels[cfg.slerp[0]], *decode_all(model, path), pixels[cfg.slerp[1]]]],
-                  col_titles=["start"] + [f"t={t:.2f}" for t in steps] + ["end"],
-                  title=f"{name}: slerp from {cfg.slerp[0]} to {cfg.slerp[1]}", cell=1.2)
-
-        # The analogy benchmark, and a figure of the first analogies of each family.
-        summary, rows, composites = score_analogies(model, items, latents, pixels, names)
-        metrics[name] = summary
-        per_analogy[name] = rows
-        shown = list({i["target"]: i for i in reversed(items)}.values())[::-1][:10]  # one per target
-        best = summary["best_method"]
-        grid = [[pixels[i["a"]], pixels[i["b"]], pixels[i["c"]], composites[(i["target"], i["a"], best)],
-                 pixels[i["target"]], arithmetic(pixels, i, best).clamp(0, 1)] for i in shown]
-        save_grid(OUT / name / "analogies.png", grid,
-                  row_titles=[f"{i['target']}" for i in shown],
-                  col_titles=["a", "- b", "+ c", f"= composite ({best})", "true target", "pixel arithmetic"],
-                  title=f"{name}: analogies a - b + c scored against the true emoji", cell=1.2)
-
-    write_text(OUT / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_text(OUT / "analogies.json", json.dumps(per_analogy, indent=1) + "\n")
-    for name in MODELS:
+    write_json(COMPOSE / "metrics.json", metrics)
+    write_json(COMPOSE / "analogies.json", per_analogy, indent=1)
+    for name in MODEL_NAMES:
         m = metrics[name][metrics[name]["best_method"]]
         print(f"compose[{name}]: {len(items)} analogies, {metrics[name]['best_method']}: mse {m['mse']:.4f}, "
               f"beats pixel {m['beats_pixel']:.0%}, beats copy {m['beats_copy']:.0%}, top-5 {m['top5']:.0%}")

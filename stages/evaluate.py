@@ -1,29 +1,26 @@
-"""evaluate: score both models on the test split and write the metrics, figures and report.
+"""evaluate: score both models on the test split and write the metrics and figures.
 
 Test MSE is the mean over images and pixels (values in [0, 1]) of the reconstruction from the
 refined latent (params' `refine`; the encoder-only figure is kept beside it); PSNR is the mean
-over images of 10 * log10(1 / MSE). Writes reports/metrics.json (headline metrics, with the compose
-scores under `compose`), reports/evaluate/ (reconstructions, confusion matrix, learning
-curves, per-class table) and reports/report.md.
+over images of 10 * log10(1 / MSE). Writes reports/metrics.json (headline metrics, with the
+compose scores under `compose`) and reports/evaluate/ (reconstructions, confusion matrix,
+learning curves). The report stage turns them into reports/report.md.
 """
 
-import json
 import math
 import statistics
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from stages.config import load_params, run_stage
-from stages.data import read_split, split_tensors, write_text
-from stages.figures import save_curves, save_grid
-from stages.model import class_probabilities, decode_all, encode_all, load_model
-from stages.report import confusion_records, render_report
-
-MODELS = ("ae", "aux")
-OUT = Path("reports/evaluate")
+from stages.lib.config import load_params, run_stage
+from stages.lib.data import split_tensors
+from stages.lib.figures import save_curves, save_grid
+from stages.lib.files import read_json, read_split, write_json
+from stages.lib.metrics import confusion_records
+from stages.lib.model import class_probabilities, decode_all, encode_all, load_model
+from stages.lib.paths import AUGMENTED, COMPOSE, EVALUATE, METRICS, MODEL_NAMES, model_file, split_file, train_reports
 
 
 def score(model, x: torch.Tensor, labels: np.ndarray, class_names: list[str], refine) -> tuple[dict, torch.Tensor, np.ndarray | None]:
@@ -49,47 +46,44 @@ def score(model, x: torch.Tensor, labels: np.ndarray, class_names: list[str], re
 def learning_curves(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """DVCLive's per-epoch TSVs, as {metric: (epochs, values)}."""
     curves = {}
-    for tsv in sorted((Path("reports") / f"train_{name}" / "plots" / "metrics").rglob("*.tsv")):
+    for tsv in sorted((train_reports(name) / "plots" / "metrics").rglob("*.tsv")):
         table = pd.read_csv(tsv, sep="\t")
         curves[f"{tsv.parent.name}/{tsv.stem}"] = (table["step"].to_numpy() + 1, table.iloc[:, -1].to_numpy())
     return curves
 
 
+def draw_reconstructions(test: pd.DataFrame, x: torch.Tensor, recons: dict, metrics: dict) -> None:
+    """Originals above their reconstructions: the first unaugmented test images."""
+    shown = np.flatnonzero(~test["augmented"].to_numpy())[:10]
+    save_grid(EVALUATE / "reconstructions.png", [[x[i] for i in shown], *[[recons[m][i] for i in shown] for m in MODEL_NAMES]],
+              row_titles=["original", *[f"{m} ({metrics[m]['test_mse']:.4f})" for m in MODEL_NAMES]],
+              col_titles=[test["text"].iloc[i] for i in shown], title="Test images and their reconstructions (test MSE)")
+
+
+def draw_learning_curves() -> None:
+    curves = {name: learning_curves(name) for name in MODEL_NAMES}
+    panels = [{"title": f"{name}: reconstruction MSE", "ylabel": "MSE", "log": True,
+               "series": {split: curves[name][f"{split}/mse"] for split in ("train", "val")}} for name in MODEL_NAMES]
+    panels.append({"title": "aux: classification accuracy", "ylabel": "accuracy",
+                   "series": {split: curves["aux"][f"{split}/acc"] for split in ("train", "val")}})
+    save_curves(EVALUATE / "learning_curves.png", panels, "Learning curves per epoch")
+
+
 def main():
     params = load_params()
     class_names = [rule.name for rule in params.data.classes]
-    test = read_split("data/augmented/test.parquet")
-    x = split_tensors(test)
-    labels = test["label"].to_numpy()
+    test = read_split(split_file(AUGMENTED, "test"))
+    x, labels = split_tensors(test), test["label"].to_numpy()
 
     metrics, recons, predictions = {}, {}, {}
-    for name in MODELS:
-        metrics[name], recons[name], predictions[name] = score(load_model(Path("models") / name / "model.pt"), x, labels, class_names, params.refine)
+    for name in MODEL_NAMES:
+        metrics[name], recons[name], predictions[name] = score(load_model(model_file(name)), x, labels, class_names, params.refine)
     metrics["aux"]["mse_vs_ae"] = metrics["aux"]["test_mse"] / metrics["ae"]["test_mse"]
-    metrics["compose"] = json.loads(Path("reports/compose/metrics.json").read_text())
-    write_text("reports/metrics.json", json.dumps(metrics, indent=2) + "\n")
-
-    confusion = confusion_records(labels, predictions["aux"], test["text"], class_names)
-    write_text(OUT / "confusion.json", json.dumps(confusion, indent=1) + "\n")
-
-    # Originals above their reconstructions: the first unaugmented test image of each kind.
-    shown = np.flatnonzero(~test["augmented"].to_numpy())[:10]
-    save_grid(OUT / "reconstructions.png", [[x[i] for i in shown], *[[recons[m][i] for i in shown] for m in MODELS]],
-              row_titles=["original", *[f"{m} ({metrics[m]['test_mse']:.4f})" for m in MODELS]],
-              col_titles=[test["text"].iloc[i] for i in shown], title="Test images and their reconstructions (test MSE)")
-
-    curves = {name: learning_curves(name) for name in MODELS}
-    panels = [
-        {"title": f"{name}: reconstruction MSE", "ylabel": "MSE", "log": True,
-         "series": {split: curves[name][f"{split}/mse"] for split in ("train", "val")}}
-        for name in MODELS
-    ]
-    panels.append({"title": "aux: classification accuracy", "ylabel": "accuracy",
-                   "series": {split: curves["aux"][f"{split}/acc"] for split in ("train", "val")}})
-    save_curves(OUT / "learning_curves.png", panels, "Learning curves per epoch")
-
-    per_class = pd.DataFrame({m: metrics[m]["test_mse_per_class"] for m in MODELS})
-    write_text("reports/report.md", render_report(params, metrics, per_class, confusion))
+    metrics["compose"] = read_json(COMPOSE / "metrics.json")
+    write_json(METRICS, metrics)
+    write_json(EVALUATE / "confusion.json", confusion_records(labels, predictions["aux"], test["text"], class_names), indent=1)
+    draw_reconstructions(test, x, recons, metrics)
+    draw_learning_curves()
     print(f"evaluate: ae test mse {metrics['ae']['test_mse']:.4f} psnr {metrics['ae']['test_psnr']:.2f}; "
           f"aux test mse {metrics['aux']['test_mse']:.4f} accuracy {metrics['aux']['test_accuracy']:.3f}")
 

@@ -4,28 +4,15 @@ Writes data/prepared/{train,val,test}.parquet, reports/prepare/summary.json (cou
 split and class) and reports/prepare/samples.png.
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from stages.config import PipelineError, load_params, run_stage
-from stages.data import (
-    SPLITS,
-    assign_class,
-    decode_png,
-    load_source,
-    png_bytes,
-    stratified_split,
-    to_square,
-    write_split,
-    write_text,
-)
-from stages.figures import save_grid
-
-OUT = Path("data/prepared")
-REPORT = Path("reports/prepare")
+from stages.lib.config import PipelineError, load_params, run_stage
+from stages.lib.data import SPLITS, assign_class, decode_png, png_bytes, stratified_split, to_square
+from stages.lib.figures import save_grid
+from stages.lib.files import write_json, write_split
+from stages.lib.paths import PREPARE_SAMPLES, PREPARED, SUMMARY, split_file
+from stages.lib.sources import load_source
 
 
 def main():
@@ -68,7 +55,7 @@ def main():
     })
     for split in SPLITS:
         index = parts[split]
-        write_split(OUT / f"{split}.parquet", [images[i] for i in index], frame.iloc[index])
+        write_split(split_file(PREPARED, split), [images[i] for i in index], frame.iloc[index])
 
     summary = {
         "source": data.source,
@@ -80,7 +67,7 @@ def main():
             for split in SPLITS
         },
     }
-    write_text(REPORT / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_json(SUMMARY, summary)
 
     # One row per class, so the sample grid shows what each rule caught.
     rows, titles = [], []
@@ -88,7 +75,7 @@ def main():
         members = np.flatnonzero(labels == k)[:8]
         rows.append([decode_png(images[i]) for i in members])
         titles.append(f"{name} ({int((labels == k).sum())})")
-    save_grid(REPORT / "samples.png", rows, row_titles=titles, title=f"Samples of {len(records)} emoji from {data.source}")
+    save_grid(PREPARE_SAMPLES, rows, row_titles=titles, title=f"Samples of {len(records)} emoji from {data.source}")
     print(f"prepare: {len(records)} images, {corrupt} corrupt skipped, splits "
           + ", ".join(f"{s}={len(parts[s])}" for s in SPLITS))
 

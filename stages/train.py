@@ -9,41 +9,39 @@ label), and reports/train_<name>/ (DVCLive learning curves and the torchinfo tab
 """
 
 import sys
-from pathlib import Path
 
 import torch
 from dvclive import Live
 from torchinfo import summary
 
-from stages.config import PipelineError, load_params, run_stage
-from stages.data import SPLITS, images_and_labels, read_split, write_text
-from stages.model import build_autoencoder, device, encode_all, fit, save_model, save_torch, seed_everything
-
-DATA = Path("data/augmented")
+from stages.lib.config import PipelineError, load_params, run_stage
+from stages.lib.data import SPLITS, images_and_labels
+from stages.lib.files import read_split, save_torch, write_text
+from stages.lib.model import build_autoencoder, device, encode_all, save_model
+from stages.lib.paths import AUGMENTED, MODEL_NAMES, latents_file, model_file, split_file, train_reports
+from stages.lib.training import fit, seed_everything
 
 
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in ("ae", "aux"):
+    if len(sys.argv) != 2 or sys.argv[1] not in MODEL_NAMES:
         raise PipelineError("usage: python -m stages.train ae|aux")
     name = sys.argv[1]
     params = load_params()
     seed_everything(params.seed, params.train.threads)
 
-    frames = {split: read_split(DATA / f"{split}.parquet") for split in SPLITS}
+    frames = {split: read_split(split_file(AUGMENTED, split)) for split in SPLITS}
     tensors = {split: images_and_labels(f) for split, f in frames.items()}
     images = tensors["train"][0]
     model = build_autoencoder(params, images.shape[-1], images.shape[1], classifier=name == "aux")
 
-    out, report = Path("models") / name, Path("reports") / f"train_{name}"
     table = summary(model, input_size=(1, *images.shape[1:]), device=device(), verbose=0,
                     col_names=("output_size", "num_params"), depth=3)
-    write_text(report / "architecture.txt", f"{table}\n")
+    write_text(train_reports(name) / "architecture.txt", f"{table}\n")
 
-    with Live(dir=str(report), dvcyaml=False, save_dvc_exp=False) as live:
-        aux_lambda = params.aux.lambda_ if name == "aux" else 0.0
-        fit(model, tensors["train"], tensors["val"], params.train, live, aux_lambda, params.seed, params.aux.ramp)
+    with Live(dir=str(train_reports(name)), dvcyaml=False, save_dvc_exp=False) as live:
+        fit(model, tensors["train"], tensors["val"], params, live)
 
-    save_model(model, out / "model.pt")
+    save_model(model, model_file(name))
     latents = {
         split: {
             "z": encode_all(model, tensors[split][0]),
@@ -53,7 +51,7 @@ def main():
         }
         for split in SPLITS
     }
-    save_torch(latents, out / "latents.pt")
+    save_torch(latents, latents_file(name))
 
 
 if __name__ == "__main__":

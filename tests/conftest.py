@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
+import torch
 import yaml
 from PIL import Image, ImageDraw
 
@@ -101,10 +104,9 @@ def copy_repo(destination: Path) -> Path:
         if source.is_file():
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination / name)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    subprocess.run(["git", "init", "-q"], cwd=destination, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=destination, check=True)
-    subprocess.run([*git, "commit", "-qm", "copy"], cwd=destination, check=True)
+    git(destination, "init", "-q")
+    git(destination, "add", "-A")
+    git(destination, "commit", "-qm", "copy")
     return destination
 
 
@@ -117,3 +119,53 @@ def dvc(repo: Path, *args: str) -> str:
     result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=venv_env(), capture_output=True, text=True)
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+def git(repo: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args]
+    return subprocess.run(command, cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    """The real pipeline, run once with `dvc repro` on tiny params in a copy of the repo, and
+    committed. Shared by the end-to-end tests: read it, never change it (take `pipeline_copy`)."""
+    repo = copy_repo(tmp_path_factory.mktemp("tiny_pipeline"))
+    write_params(repo, tiny_params())
+    dvc(repo, "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "tiny params, reproduced")
+    return repo
+
+
+@pytest.fixture
+def pipeline_copy(tiny_pipeline, tmp_path) -> Path:
+    """A private copy of the tiny pipeline, its Git history and DVC cache included."""
+    return Path(shutil.copytree(tiny_pipeline, tmp_path / "repo", symlinks=True))
+
+
+class RecordingLive:
+    """Stands in for dvclive.Live: keeps what fit() logs."""
+
+    def __init__(self):
+        self.rows, self.current = [], {}
+
+    def log_metric(self, name, value):
+        self.current[name] = value
+
+    def next_step(self):
+        self.rows.append(self.current)
+        self.current = {}
+
+
+def toy_data(n=48, size=16, classes=2):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 3, size, size, generator=g)
+    return x, torch.randint(0, classes, (n,), generator=g)
+
+
+def training_params(aux_lambda=0.0, aux_ramp=False, seed=0, **train):
+    """The parts of params that fit() reads, small: train (3 epochs of 16), aux and seed."""
+    defaults = {"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "paste": 0.0, "flip": 0.0, "rotate": 0.0,
+                "shift": 0.0, "zoom": 0.0, "precision": "fp32"}
+    return SimpleNamespace(train=SimpleNamespace(**{**defaults, **train}), aux=SimpleNamespace(lambda_=aux_lambda, ramp=aux_ramp), seed=seed)

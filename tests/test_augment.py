@@ -2,8 +2,9 @@ import pandas as pd
 import pytest
 import torch
 
-from stages import augment, data, prepare
-from stages.config import PipelineError, parse_params
+from stages import augment, prepare
+from stages.lib import data
+from stages.lib.config import PipelineError, parse_params
 from tests.conftest import synthetic_params, tiny_params, write_params
 
 

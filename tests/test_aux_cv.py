@@ -3,8 +3,9 @@ import sys
 import pandas as pd
 import pytest
 
-from stages import augment, aux_cv, prepare
-from stages.config import PipelineError
+from stages import augment, prepare
+from stages.tools import aux_cv
+from stages.lib.config import PipelineError
 from tests.conftest import synthetic_params, write_params
 
 

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from stages import KERNEL_PINS, augment, benchmark, prepare
+from stages import KERNEL_PINS, augment, prepare
+from stages.tools import benchmark
 from tests.conftest import synthetic_params, write_params
 
 
@@ -18,7 +19,7 @@ def test_reference_matches_the_assignment_shape():
 
 def run_benchmark(*argv):
     """As a user runs it: a process of its own, which lifts the kernel pins before torch's first kernel."""
-    subprocess.run([sys.executable, "-m", "stages.benchmark", *argv], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "stages.tools.benchmark", *argv], check=True, capture_output=True)
 
 
 def test_benchmark_writes_both_models_per_budget_and_the_aux_comparison(workdir, valhalla_parquet):
@@ -33,7 +34,7 @@ def test_benchmark_writes_both_models_per_budget_and_the_aux_comparison(workdir,
     own_choice = subprocess.run([sys.executable, "-c", probe], env=unpinned, capture_output=True, text=True, check=True).stdout.strip()
     assert result["cpu_capability"] == own_choice and result["denormals_flushed"] is True
     # The settings as they ran: the warped one in bfloat16 only where this CPU has it in hardware.
-    probe = "from stages import benchmark; import json; benchmark.measure_at_full_speed(); print(json.dumps(benchmark.settings_here()))"
+    probe = "from stages.tools import benchmark; import json; benchmark.measure_at_full_speed(); print(json.dumps(benchmark.settings_here()))"
     assert result["settings"] == json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
     assert [row["latent"] for row in result["budgets"]] == [16, 32]
     for row in result["budgets"]:
@@ -64,7 +65,7 @@ def test_aux_only_refuses_a_benchmark_measured_with_other_params(workdir, valhal
     augment.main()
     with pytest.raises(SystemExit):
         benchmark.run_stage(benchmark.main)
-    assert "reports/benchmark.json, which does not exist: run `python -m stages.benchmark` first" in capsys.readouterr().err
+    assert "reports/benchmark.json, which does not exist: run `python -m stages.tools.benchmark` first" in capsys.readouterr().err
 
     stale = {"params": benchmark.measured_with(benchmark.benchmarked_params()),
              "settings": benchmark.settings_here(), "budgets": [], "aux": {}}

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from stages import compose
-from stages.config import PipelineError
+from stages.lib.config import PipelineError
 from tests.conftest import NAMES
 
 

@@ -1,6 +1,7 @@
 import pytest
+from pydantic import BaseModel
 
-from stages.config import PipelineError, load_params, parse_params
+from stages.lib.config import Params, PipelineError, load_params, parse_params
 from tests.conftest import REPO, default_params
 
 
@@ -46,7 +47,7 @@ def test_every_bad_key_is_reported_at_once_with_suggestions():
     message = error_of(params)
     assert "latnet: unknown key (did you mean 'latent'?)" in message
     assert "train.lrr: unknown key (did you mean 'lr'?)" in message
-    assert "train.lr: Field required" in message
+    assert "train.lr: missing (params.yaml sets every key" in message
     assert "data.size" in message and "train.epochs" in message
 
 
@@ -117,3 +118,22 @@ def test_a_bad_override_is_a_one_line_error_naming_it(assignment, message):
     with pytest.raises(PipelineError) as caught:
         load_params(REPO / "params.yaml", [assignment])
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def required_everywhere(model, prefix=""):
+    """Every field of the schema and of its sections, with whether it has a default."""
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        yield key, field.is_required()
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from required_everywhere(annotation, f"{key}.")
+
+
+def test_the_schema_has_no_defaults_so_params_yaml_is_the_one_source_of_truth():
+    keys = dict(required_everywhere(Params))
+    assert {"seed", "data.rgba", "train.precision", "aux.ramp", "model.grid"} <= set(keys)
+    assert [key for key, required in keys.items() if not required] == []
+    params = default_params()
+    del params["model"]["residual_levels"]
+    assert "model.residual_levels: missing" in error_of(params)

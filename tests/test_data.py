@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages import data, prepare
-from stages.config import PipelineError, parse_params
+from stages import prepare
+from stages.lib import data, files, sources
+from stages.lib.config import PipelineError, parse_params
 from tests.conftest import NAMES, emoji_png, synthetic_params, tiny_params, write_params, write_valhalla_parquet
 
 
@@ -52,7 +53,7 @@ def test_to_square_composites_onto_white_or_keeps_alpha():
 
 
 def test_local_parquet_in_the_datasets_layout_loads_and_filters(valhalla_parquet):
-    records, corrupt = data.load_source(source(valhalla_parquet))
+    records, corrupt = sources.load_source(source(valhalla_parquet))
     texts = [r["text"] for r in records]
     assert corrupt == 0 and "alarm clock face" not in texts and "grinning cat" not in texts
     assert len(records) == len(NAMES) - 2 and all(isinstance(r["image"], Image.Image) for r in records)
@@ -69,7 +70,7 @@ def test_hub_route_goes_through_datasets_load_dataset_with_the_pinned_revision(v
         return real_load("parquet", data_files=str(valhalla_parquet), split="train")
 
     monkeypatch.setattr(datasets, "load_dataset", fake_hub)
-    records, _ = data.load_source(source("valhalla/emoji-dataset", revision="abc123"))
+    records, _ = sources.load_source(source("valhalla/emoji-dataset", revision="abc123"))
     assert calls == [("valhalla/emoji-dataset", "abc123", "train")] and len(records) == len(NAMES) - 2
 
 
@@ -81,7 +82,7 @@ def test_unreachable_hub_says_to_use_the_embedded_or_a_local_source(monkeypatch)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(PipelineError, match="data.source=openmoji") as caught:
-        data.load_source(source("someone/no-such-emoji-dataset"))
+        sources.load_source(source("someone/no-such-emoji-dataset"))
     assert "\n" not in str(caught.value)
 
 
@@ -91,13 +92,13 @@ def test_image_folder_with_metadata_loads(tmp_path):
     for i, name in enumerate(NAMES[:6]):
         (folder / f"{i}.png").write_bytes(emoji_png(i))
     pd.DataFrame({"file_name": [f"{i}.png" for i in range(6)], "text": NAMES[:6]}).to_csv(folder / "metadata.csv", index=False)
-    records, corrupt = data.load_source(source(folder))
+    records, corrupt = sources.load_source(source(folder))
     assert sorted(r["text"] for r in records) == sorted(NAMES[:6]) and corrupt == 0
 
 
 def test_corrupt_images_are_skipped_and_counted(tmp_path):
     path = write_valhalla_parquet(tmp_path / "e.parquet", corrupt=3)
-    records, corrupt = data.load_source(source(path))
+    records, corrupt = sources.load_source(source(path))
     assert corrupt == 3 and len(records) == len(NAMES) - 2
 
 
@@ -105,13 +106,13 @@ def test_missing_columns_and_missing_paths_are_clear_errors(tmp_path):
     path = tmp_path / "wrong.parquet"
     pd.DataFrame({"picture": [b""], "caption": ["x"]}).to_parquet(path)
     with pytest.raises(PipelineError, match="no image or text column"):
-        data.load_source(source(path))
+        sources.load_source(source(path))
     with pytest.raises(PipelineError, match="does not exist"):
-        data.load_source(source(tmp_path / "nowhere.parquet"))
+        sources.load_source(source(tmp_path / "nowhere.parquet"))
 
 
 def test_openmoji_renders_named_faces():
-    records = data.openmoji_records(data.text_filter(["nerd"], []))
+    records = sources.openmoji_records(data.text_filter(["nerd"], []))
     assert [r["text"] for r in records] == ["nerd face"]
     pixels = np.asarray(records[0]["image"])
     assert pixels[..., 3].max() == 255 and len(np.unique(pixels[..., 0])) > 10  # drawn, in colour
@@ -148,7 +149,7 @@ def test_atomic_path_leaves_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "out.json"
     target.write_text("old")
     with pytest.raises(RuntimeError):
-        with data.atomic_path(target) as tmp:
+        with files.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]

@@ -12,53 +12,85 @@ import time
 import pytest
 import yaml
 
-from stages.model import load_model
-from tests.conftest import copy_repo, dvc, tiny_params, venv_env, write_params
+from stages.lib.metrics import accuracy_interval
+from stages.lib.model import load_model
+from tests.conftest import REPO, dvc, git, venv_env, write_params
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    repo = copy_repo(tmp_path_factory.mktemp("repo"))
-    write_params(repo, tiny_params())
-    dvc(repo, "repro")
-    return repo
-
-
-def test_repro_writes_metrics_report_and_figures(pipeline):
-    metrics = json.loads((pipeline / "reports/metrics.json").read_text())
+def test_repro_writes_metrics_report_and_figures(tiny_pipeline):
+    metrics = json.loads((tiny_pipeline / "reports/metrics.json").read_text())
     for name in ("ae", "aux"):
         assert 0 < metrics[name]["test_mse"] < 0.5 and metrics[name]["test_psnr"] > 0
     assert 0 <= metrics["aux"]["test_accuracy"] <= 1
     assert metrics["compose"]["n_analogies"] > 10 and 0 <= metrics["compose"]["ae"]["family_mean"]["top5"] <= 1
 
-    report = (pipeline / "reports/report.md").read_text()
+    report = (tiny_pipeline / "reports/report.md").read_text()
     for heading in ("### (a) The dataset", "### (b) Architecture", "### (e) Learning curves", "### (f) Test error",
                     "## 2. Auxiliary classification", "### (e) An experiment", "## 3. Composition"):
         assert heading in report
     assert f"{metrics['ae']['test_mse']:.4f}" in report
-    confusion = json.loads((pipeline / "reports/evaluate/confusion.json").read_text())
+    confusion = json.loads((tiny_pipeline / "reports/evaluate/confusion.json").read_text())
     assert len(confusion) == 40 and all(image["emoji"] for image in confusion)
     assert "wrong predictions fall on" in report or "Every test image is classified correctly" in report
     for link in ("evaluate/learning_curves.png", "evaluate/reconstructions.png", "compose/ae/analogies.png"):
-        assert f"]({link})" in report and (pipeline / "reports" / link).stat().st_size > 1000
-    latents = __import__("torch").load(pipeline / "models/ae/latents.pt", weights_only=True)
+        assert f"]({link})" in report and (tiny_pipeline / "reports" / link).stat().st_size > 1000
+    latents = __import__("torch").load(tiny_pipeline / "models/ae/latents.pt", weights_only=True)
     assert latents["train"]["z"].shape == (100, 16) and len(latents["test"]["text"]) == 40
 
 
-def test_second_repro_is_up_to_date_and_forced_rerun_gives_identical_hashes(pipeline):
-    assert "Data and pipelines are up to date" in dvc(pipeline, "status")
-    lock = (pipeline / "dvc.lock").read_text()
-    metrics = (pipeline / "reports/metrics.json").read_text()
-    dvc(pipeline, "repro", "--force")
-    assert (pipeline / "dvc.lock").read_text() == lock  # every output, models included
-    assert (pipeline / "reports/metrics.json").read_text() == metrics
+def figures(text: str) -> set[str]:
+    """The measured-looking figures of a text: decimals with 3+ places, percentages with one."""
+    return set(re.findall(r"(?<![\w.])\d+\.\d{3,}(?![\d])|(?<![\w.])\d+\.\d%", text))
 
 
-def test_plots_html_draws_offline_in_headless_chromium(pipeline):
-    dvc(pipeline, "plots", "show", "-o", "plots_html")
-    page = pipeline / "plots_html/index.html"
+def run_figures(repo) -> set[str]:
+    """Every way the report may print a number this run computed, or a param it was given."""
+    values = []
+    for path in ["reports/metrics.json", "reports/prepare/summary.json", *map(str, (repo / "reports").glob("train_*/metrics.json"))]:
+        values += leaves(json.loads((repo / path).read_text()))
+    confusion = json.loads((repo / "reports/evaluate/confusion.json").read_text())
+    values += accuracy_interval(confusion, yaml.safe_load((repo / "params.yaml").read_text())["seed"])
+    printed = {format(v, f) for v in values for f in (".3f", ".4f", ".5f", ".1%")}
+    return printed | figures((repo / "params.yaml").read_text())
+
+
+def leaves(tree) -> list[float]:
+    if isinstance(tree, dict):
+        return [v for value in tree.values() for v in leaves(value)]
+    if isinstance(tree, list):
+        return [v for value in tree for v in leaves(value)]
+    return [tree] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
+
+
+def without_benchmark(report: str) -> str:
+    """The report less its benchmark section, which quotes the committed reports/benchmark.json."""
+    return re.sub(r"### Benchmark against the reference architecture.*?(?=\n## 2\.)", "", report, flags=re.S)
+
+
+def test_the_report_quotes_only_what_this_run_computed(tiny_pipeline):
+    default_run = figures(without_benchmark((REPO / "reports/report.md").read_text()))
+    tiny_report = without_benchmark((tiny_pipeline / "reports/report.md").read_text())
+    assert len(default_run) > 20  # the committed report is full of the default run's figures
+    leaked = (default_run & figures(tiny_report)) - run_figures(tiny_pipeline)
+    assert not leaked, f"the tiny run's report quotes figures of the default run: {sorted(leaked)}"
+    bench = json.loads((tiny_pipeline / "reports/benchmark.json").read_text())
+    assert f"measured on {bench['date']} at commit `{bench['commit']}` on {bench['machine']}" in tiny_pipeline.joinpath("reports/report.md").read_text()
+
+
+def test_second_repro_is_up_to_date_and_forced_rerun_gives_identical_hashes(pipeline_copy):
+    assert "Data and pipelines are up to date" in dvc(pipeline_copy, "status")
+    lock = (pipeline_copy / "dvc.lock").read_text()
+    metrics = (pipeline_copy / "reports/metrics.json").read_text()
+    dvc(pipeline_copy, "repro", "--force")
+    assert (pipeline_copy / "dvc.lock").read_text() == lock  # every output, models included
+    assert (pipeline_copy / "reports/metrics.json").read_text() == metrics
+
+
+def test_plots_html_draws_offline_in_headless_chromium(pipeline_copy):
+    dvc(pipeline_copy, "plots", "show", "-o", "plots_html")
+    page = pipeline_copy / "plots_html/index.html"
     html = page.read_text()
     assert "ae: reconstruction MSE per epoch" in html and "reconstructions.png" in html
     assert "cdn.jsdelivr" not in html and "vega-embed" in html  # the vendored copies, inlined
@@ -68,7 +100,7 @@ def test_plots_html_draws_offline_in_headless_chromium(pipeline):
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium); the offline rendering check needs it")
     dom = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", f"--user-data-dir={pipeline / 'chromium-profile'}",
+         "--disable-component-update", "--no-first-run", f"--user-data-dir={pipeline_copy / 'chromium-profile'}",
          "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=180,
     ).stdout
@@ -76,18 +108,15 @@ def test_plots_html_draws_offline_in_headless_chromium(pipeline):
     assert drawn >= 5, f"only {drawn} plots drew"
 
 
-def test_pr_report_shows_metric_and_param_changes_with_signs(pipeline):
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "add", "-A"], cwd=pipeline, check=True)
-    subprocess.run([*git, "commit", "-qm", "tiny, latent 16"], cwd=pipeline, check=True)
-    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+def test_pr_report_shows_metric_and_param_changes_with_signs(pipeline_copy):
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
     params["latent"] = 32
-    write_params(pipeline, params)
-    dvc(pipeline, "repro")
-    subprocess.run([*git, "commit", "-qam", "latent 32"], cwd=pipeline, check=True)
+    write_params(pipeline_copy, params)
+    dvc(pipeline_copy, "repro")
+    git(pipeline_copy, "commit", "-qam", "latent 32")
 
-    comment = subprocess.run([sys.executable, "-m", "stages.pr_report", "--base", "HEAD~1", "--head", "HEAD"],
-                             cwd=pipeline, env=venv_env(), capture_output=True, text=True, check=True).stdout
+    comment = subprocess.run([sys.executable, "-m", "stages.tools.pr_report", "--base", "HEAD~1", "--head", "HEAD"],
+                             cwd=pipeline_copy, env=venv_env(), capture_output=True, text=True, check=True).stdout
     assert "## Pipeline results: `HEAD` against `HEAD~1`" in comment
     row = next(line for line in comment.splitlines() if line.startswith("| ae test MSE |"))
     assert re.search(r"\| [+-]\d", row), row  # a signed delta
@@ -96,32 +125,32 @@ def test_pr_report_shows_metric_and_param_changes_with_signs(pipeline):
     assert "![Reconstructions](reports/evaluate/reconstructions.png)" in comment
 
 
-def test_an_experiment_shows_its_params_and_metrics(pipeline):
-    dvc(pipeline, "exp", "run", "-S", "latent=64", "--name", "latent64")
-    table = dvc(pipeline, "exp", "show", "--md", "--no-pager")
+def test_an_experiment_shows_its_params_and_metrics(pipeline_copy):
+    dvc(pipeline_copy, "exp", "run", "-S", "latent=64", "--name", "latent64")
+    table = dvc(pipeline_copy, "exp", "show", "--md", "--no-pager")
     assert "latent64" in table and "ae.test_mse" in table
     row = next(line for line in table.splitlines() if "latent64" in line)
     assert "| 64 " in row
 
 
-def test_killed_training_leaves_no_truncated_output_and_repro_recovers(pipeline):
-    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+def test_killed_training_leaves_no_truncated_output_and_repro_recovers(pipeline_copy):
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
     params["train"]["epochs"] = 200  # long enough to be killed mid-training
-    write_params(pipeline, params)
-    run = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train_ae"], cwd=pipeline, env=venv_env(),
+    write_params(pipeline_copy, params)
+    run = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train_ae"], cwd=pipeline_copy, env=venv_env(),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    metrics = pipeline / "reports/train_ae/metrics.json"
+    metrics = pipeline_copy / "reports/train_ae/metrics.json"
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.exists() and '"step": 2' in metrics.read_text()):
         time.sleep(0.2)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
 
-    model = pipeline / "models/ae/model.pt"
+    model = pipeline_copy / "models/ae/model.pt"
     if model.exists():  # the previous run's model, whole; never a half-trained or truncated one
         load_model(model)
     json.loads(metrics.read_text())  # whole, not truncated
     params["train"]["epochs"] = 2
-    write_params(pipeline, params)
-    dvc(pipeline, "repro")
-    assert "up to date" in dvc(pipeline, "status")
+    write_params(pipeline_copy, params)
+    dvc(pipeline_copy, "repro")
+    assert "up to date" in dvc(pipeline_copy, "status")

@@ -3,8 +3,9 @@ import sys
 import pandas as pd
 import pytest
 
-from stages import augment, prepare, profile_train
-from stages.config import PipelineError
+from stages import augment, prepare
+from stages.tools import profile_train
+from stages.lib.config import PipelineError
 from tests.conftest import synthetic_params, write_params
 
 

@@ -1,4 +1,5 @@
-from stages.report import accuracy_interval, confusion_records, errors_by_emoji, wrong_emoji
+from stages.lib.metrics import accuracy_interval, confusion_records, wrong_emoji
+from stages.report import errors_by_emoji
 
 
 def image(emoji: str, actual: str, predicted: str) -> dict:

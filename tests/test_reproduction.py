@@ -5,7 +5,7 @@ are bitwise reproducible on any x86_64 CPU (stages/__init__.py pins the kernels)
 bitwise reproducible on one machine, but on another CPU the last bits differ (oneDNN picks
 its convolution blocking from the cache sizes) and 80 epochs amplify them: the Intel Xeon with
 AVX-512 and AMX that retrained the committed models moved the test MSEs by up to 0.7% and the
-aux accuracy by half a point (see the README). The tolerances are several times that. The
+aux accuracy by half a point (docs/findings.md). The tolerances are several times that. The
 composition analogies swing by up to 11 points between CPUs; only their baselines, which no
 model computes, are compared.
 """

@@ -1,7 +1,7 @@
 """profile_train: where training spends its time, measured with torch.profiler.
 
-    python -m stages.profile_train               # train_ae's training, 5 epochs, about 10 s
-    python -m stages.profile_train aux --epochs 2
+    python -m stages.tools.profile_train               # train_ae's training, 5 epochs
+    python -m stages.tools.profile_train aux --epochs 2
 
 Trains as train_ae or train_aux does (params.yaml, the augmented train and val splits, the same
 fit) for a few epochs under torch.profiler, then prints the operators that took the most time
@@ -17,10 +17,12 @@ import time
 
 from torch.profiler import ProfilerActivity, profile
 
-from stages.config import PipelineError, load_params, run_stage
-from stages.data import images_and_labels, read_split
-from stages.model import NoLog, build_autoencoder, fit, seed_everything
-from stages.train import DATA
+from stages.lib.config import PipelineError, load_params, run_stage
+from stages.lib.data import images_and_labels
+from stages.lib.files import read_split
+from stages.lib.model import build_autoencoder
+from stages.lib.paths import AUGMENTED, split_file
+from stages.lib.training import fit, seed_everything
 
 FORWARD, BACKWARD, OPTIMIZER = "forward passes and batching", "backward pass", "optimizer (AdamW step, zero_grad)"
 
@@ -54,17 +56,16 @@ def main():
         raise PipelineError(f"--epochs is {args.epochs}; profile at least 1 epoch")
     params = load_params()
     seed_everything(params.seed, params.train.threads)
-    tensors = {split: images_and_labels(read_split(DATA / f"{split}.parquet")) for split in ("train", "val")}
+    tensors = {split: images_and_labels(read_split(split_file(AUGMENTED, split))) for split in ("train", "val")}
     images = tensors["train"][0]
     model = build_autoencoder(params, images.shape[-1], images.shape[1], classifier=args.model == "aux")
-    train = params.train.model_copy(update={"epochs": args.epochs})
-    aux_lambda = params.aux.lambda_ if args.model == "aux" else 0.0
+    params = params.model_copy(update={"train": params.train.model_copy(update={"epochs": args.epochs})})
 
     # Without a GPU, Kineto (the profiler's backend) logs a harmless "gpuGetDeviceCount failed" error.
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
-        fit(model, tensors["train"], tensors["val"], train, NoLog(), aux_lambda, params.seed, params.aux.ramp)
+        fit(model, tensors["train"], tensors["val"], params)
         wall_s = time.perf_counter() - start
 
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))

@@ -1,7 +1,8 @@
 """params.yaml, validated. Every stage calls `load_params()` and reads what it needs.
 
-The schema rejects unknown keys, so a typo such as `latnet: 32` fails up front with every
-bad key listed at once, instead of silently training with the default.
+The schema gives types and bounds but no defaults: params.yaml holds every value, once. It
+rejects unknown and missing keys, so a typo such as `latnet: 32` fails up front with every bad
+key listed at once, instead of silently training with something else.
 """
 
 import difflib
@@ -14,7 +15,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PARAMS_FILE = Path("params.yaml")
+from stages.lib.paths import PARAMS
+
 
 PositiveInt = Annotated[int, Field(strict=True, gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -49,11 +51,11 @@ class ClassRule(Strict):
 
 class Data(Strict):
     source: str
-    revision: str = "main"
+    revision: str
     include: list[str]
-    exclude: list[str] = []
+    exclude: list[str]
     size: PositiveInt
-    rgba: bool = False
+    rgba: bool
     split: Split
     classes: Annotated[list[ClassRule], Field(min_length=2)]
 
@@ -84,9 +86,9 @@ class Augment(Strict):
 
 class Model(Strict):
     channels: Annotated[list[PositiveInt], Field(min_length=1)]
-    grid: PositiveInt | None = None
-    decoder_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    residual_levels: Annotated[int, Field(strict=True, ge=0)] = 0
+    grid: PositiveInt | None
+    decoder_dropout: Annotated[float, Field(ge=0, lt=1)]
+    residual_levels: Annotated[int, Field(strict=True, ge=0)]
 
 
 class Train(Strict):
@@ -94,13 +96,13 @@ class Train(Strict):
     batch_size: PositiveInt
     lr: Annotated[float, Field(gt=0)]
     weight_decay: NonNegative
-    paste: Annotated[float, Field(ge=0, le=1)] = 0.0
-    flip: Annotated[float, Field(ge=0, le=1)] = 0.0
-    rotate: Annotated[float, Field(ge=0, le=180)] = 0.0
-    shift: Annotated[float, Field(ge=0, le=0.5)] = 0.0
-    zoom: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    paste: Fraction
+    flip: Fraction
+    rotate: Annotated[float, Field(ge=0, le=180)]
+    shift: Annotated[float, Field(ge=0, le=0.5)]
+    zoom: Annotated[float, Field(ge=0, lt=1)]
     threads: PositiveInt
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16"]
 
 
 class Refine(Strict):
@@ -110,7 +112,7 @@ class Refine(Strict):
 
 class Aux(Strict):
     lambda_: Annotated[float, Field(ge=0, alias="lambda")]
-    ramp: bool = False
+    ramp: bool
     hidden: PositiveInt
     dropout: Annotated[float, Field(ge=0, lt=1)]
 
@@ -159,6 +161,8 @@ def _describe(error: dict) -> str:
         close = difflib.get_close_matches(str(error["loc"][-1]), _known_keys(error["loc"][:-1]), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"{where}: unknown key{hint}"
+    if error["type"] == "missing":
+        return f"{where}: missing (params.yaml sets every key; copy it from the committed params.yaml)"
     message = error["msg"].removeprefix("Value error, ")
     return f"{where}: {message}" if where else message
 
@@ -195,7 +199,7 @@ def override(raw: dict, assignment: str) -> None:
     raw[leaf] = yaml.safe_load(value)
 
 
-def load_params(path: Path = PARAMS_FILE, overrides: list[str] = ()) -> Params:
+def load_params(path: Path = PARAMS, overrides: list[str] = ()) -> Params:
     """params.yaml, validated; `overrides` (KEY=VALUE) replace some of its values first."""
     try:
         raw = yaml.safe_load(path.read_text())

@@ -1,29 +1,24 @@
 """benchmark: the project's autoencoder against the assignment's reference architecture.
 
-    dvc repro augment && python -m stages.benchmark      # about 105 minutes on 2 CPU cores (README)
-    python -m stages.benchmark --aux-only                # the aux comparison alone, about 15 minutes
+    dvc repro augment && python -m stages.tools.benchmark      # hours on 2 CPU cores: docs/benchmark.md
+    python -m stages.tools.benchmark --aux-only                # the aux comparison alone
 
 At each latent budget (values the decoder receives), both models train on the pipeline's
 augmented train split, are compared on validation, and touch the test split once at the
 end. The reference is the public solutions' plain strided autoencoder (Adam, lr 1e-2,
-batch 16, 200 epochs, latent 4x4xC); ours is stages/model.py with the finest latent grid at
+batch 16, 200 epochs, latent 4x4xC); ours is stages/lib/model.py with the finest latent grid at
 each budget, trained as params.yaml says and in two stronger settings (SETTINGS), keeping the
-one with the lowest validation MSE. Both are scored with one encoder pass and with the refined latent
-(params' refine), so the table shows what each part adds; the headline ratio is ours refined
-over the reference as published. Also trains the aux model at the default latent, in the
-setting kept there, for the auxiliary-task cost.
-Writes reports/benchmark.json and reports/benchmark/rate_distortion.png; not a pipeline
-stage, since it is slow and its inputs change rarely. Commit both, then `dvc repro`
-refreshes the report.
+one with the lowest validation MSE. Both are scored with one encoder pass and with the refined
+latent (params' refine); the headline ratio is ours refined over the reference as published.
+Also trains the aux model at the default latent, in the setting kept there, for the
+auxiliary-task cost. Writes reports/benchmark.json and reports/benchmark/rate_distortion.png;
+commit both, then `dvc repro` refreshes the report.
 """
 
 import argparse
 import copy
-import json
 import os
-import platform
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -31,30 +26,27 @@ from torch import nn
 from tqdm import tqdm
 
 from stages import KERNEL_PINS
-from stages.config import PipelineError, load_params, run_stage
-from stages.data import SPLITS, read_split, split_tensors, write_text
-from stages.figures import save_curves
-from stages.model import NoLog, batches, bf16_is_native, build_autoencoder, device, evaluate, fit, seed_everything
+from stages.lib.config import PipelineError, load_params, run_stage
+from stages.lib.data import SPLITS, split_tensors
+from stages.lib.figures import save_curves
+from stages.lib.files import read_json, read_split, write_json
+from stages.lib.metrics import evaluate
+from stages.lib.model import batches, bf16_is_native, build_autoencoder, device
+from stages.lib.paths import AUGMENTED, BENCHMARK, BENCHMARK_FIGURE, split_file
+from stages.lib.provenance import provenance
+from stages.lib.training import fit, seed_everything
 
 BUDGETS = (32, 128, 512, 2048)
-# Ours trains at each budget as params.yaml says and in the two settings below; the benchmark
-# keeps the one with the lowest refined validation MSE. Regularising helped most at small budgets
-# in development (latent 32: 0.0332 -> 0.0278); warping each drawn image instead of dropout helped
-# at 128 (0.01110 -> 0.01030), where the regularised model had stopped overfitting. Views that never
-# repeat keep paying for epochs and a higher peak lr there (160 -> 320 epochs: 0.0092; lr 0.003 ->
-# 0.006: 0.00985; both, 640 epochs: 0.00839), so the warped setting gets both; 1280 epochs gained
-# only 3.5% more (0.00810) for twice the time, and batch 16 lost 1.9%. Residual blocks at the
-# decoder's two coarsest levels then took it to 0.00660 for 1.7x the time, which bfloat16 on AMX
-# won back (0.00667 in 822 s, against 1554 s in fp32); on a CPU without bfloat16 hardware it runs
-# in fp32 (settings_here). The pipeline keeps all of these off: dropout and pasting, mirroring
-# with warping, and the blocks hurt composition on the 2x2 grid.
+# Ours trains at each budget as params.yaml says and in the two settings below, and the benchmark
+# keeps the one with the lowest refined validation MSE. Regularising pays where a model overfits
+# its few training emoji; views that never repeat (warping) keep paying for more epochs and a
+# higher peak lr; residual blocks add decoder depth where it is cheap. docs/findings.md has the
+# measurements behind each, and docs/design.md why the pipeline keeps them off.
 SETTINGS = {"params.yaml": {},
             "regularised": {"model": {"decoder_dropout": 0.1}, "train": {"paste": 0.5, "flip": 0.5}, "epoch_factor": 2},
             "warped": {"model": {"residual_levels": 2},
                        "train": {"paste": 0.5, "flip": 0.5, "rotate": 8, "shift": 0.04, "zoom": 0.08, "lr": 0.006, "precision": "bf16"},
                        "epoch_factor": 8}}
-OUT = Path("reports/benchmark.json")
-FIGURE = Path("reports/benchmark/rate_distortion.png")
 
 
 class Reference(nn.Module):
@@ -118,8 +110,8 @@ def benchmarked_params():
 
 def settings_here() -> dict:
     """SETTINGS as this machine trains them: a bfloat16 forward pass only where bfloat16 runs in
-    hardware (bf16_is_native); elsewhere fp32, since emulated bfloat16 trained 13x slower (AMD EPYC
-    with AVX2: 10 against 134 img/s). reports/benchmark.json records these, as measured."""
+    hardware (bf16_is_native); elsewhere fp32, since emulated bfloat16 trains many times slower.
+    reports/benchmark.json records these, as measured."""
     here = copy.deepcopy(SETTINGS)
     if not bf16_is_native():
         for setting in here.values():
@@ -147,8 +139,7 @@ def aux_comparison(params, ae_row: dict, x: dict, y: dict) -> dict:
     size, channels = x["train"].shape[-1], x["train"].shape[1]
     torch.manual_seed(params.seed)
     model = build_autoencoder(variant, size, channels, classifier=True)
-    fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant.train, NoLog(), aux_lambda=params.aux.lambda_, seed=params.seed,
-        aux_ramp=params.aux.ramp)
+    fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant)
     result = evaluate(model, x["test"], y["test"], params.refine)
     ae_mse = ae_row["project_refined_test_mse"]
     aux = {"latent": params.latent, "setting": ae_row["project_setting"], "epochs": variant.train.epochs, "ae_test_mse": ae_mse,
@@ -160,17 +151,17 @@ def aux_comparison(params, ae_row: dict, x: dict, y: dict) -> dict:
 def rerun_aux_only(params, x: dict, y: dict) -> None:
     """Replace the aux comparison in reports/benchmark.json, keeping its autoencoder figures,
     which are valid only if nothing they depend on changed since they were measured."""
-    if not OUT.exists():
-        raise PipelineError(f"--aux-only updates {OUT}, which does not exist: run `python -m stages.benchmark` first")
-    result = json.loads(OUT.read_text())
+    if not BENCHMARK.exists():
+        raise PipelineError(f"--aux-only updates {BENCHMARK}, which does not exist: run `python -m stages.tools.benchmark` first")
+    result = read_json(BENCHMARK)
     recorded, now = result.get("params", {}), measured_with(params)
     changed = [key for key in now if recorded.get(key) != now[key]] + ["SETTINGS (or bfloat16 hardware)"] * (result["settings"] != settings_here())
     if changed:
-        raise PipelineError(f"{OUT} was measured with other {', '.join(changed)}; its autoencoder figures are stale: "
+        raise PipelineError(f"{BENCHMARK} was measured with other {', '.join(changed)}; its autoencoder figures are stale: "
                             "run the full benchmark, without --aux-only")
     ae_row = next(row for row in result["budgets"] if row["latent"] == params.latent)
     result["aux"] = aux_comparison(params, ae_row, x, y)
-    write_text(OUT, json.dumps(result, indent=2) + "\n")
+    write_json(BENCHMARK, result)
 
 
 def reference_cells(size: int) -> int:
@@ -197,7 +188,7 @@ def measure_at_full_speed() -> None:
     """Both models run as fast as this CPU allows: without the kernel pins that keep the pipeline's
     numbers equal across CPUs (stages/__init__.py), so with AVX-512 and AMX where the CPU has them
     (the warped setting's bfloat16 runs on AMX), and with denormal floats flushed to zero (the
-    reference's weights decay into them, which some CPUs multiply 5x slower: see the README).
+    reference's weights decay into them, which some CPUs multiply many times slower: docs/benchmark.md).
     Before torch's first kernel, which reads the pins."""
     for name in KERNEL_PINS:
         os.environ.pop(name, None)
@@ -215,13 +206,54 @@ def timed(train) -> float:
     return time.perf_counter() - start
 
 
-def main():
+def budget_row(budget: int, params, x: dict, y: dict, reference_epochs: int) -> dict:
+    """Train and score the reference and ours (each setting, the best on validation kept) at one budget."""
+    size, channels, n_train = x["train"].shape[-1], x["train"].shape[1], len(x["train"])
+    torch.manual_seed(params.seed)
+    reference = Reference(budget // reference_cells(size), channels).to(device())
+    seconds = timed(lambda: train_reference(reference, x["train"], reference_epochs, params.seed))
+    row = {"latent": budget, **scores("reference", reference, x, params.refine, evaluate(reference, x["val"], refine=params.refine)["mse"]),
+           "reference_params": sum(p.numel() for p in reference.parameters()),
+           "reference_images_per_s": reference_epochs * n_train / seconds, "reference_seconds": seconds}
+    candidates = []
+    for setting in SETTINGS:
+        variant = setting_params(params, setting)
+        torch.manual_seed(params.seed)
+        model = build_autoencoder(variant, size, channels, classifier=False, latent=budget)
+        seconds = timed(lambda: fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant))
+        candidates.append((evaluate(model, x["val"], refine=params.refine)["mse"], setting, variant, model, seconds))
+    val_mse, setting, variant, ours, seconds = min(candidates, key=lambda candidate: candidate[0])
+    row.update(scores("project", ours, x, params.refine, val_mse), project_setting=setting,
+               project_refined_val_mse_by_setting={name: mse for mse, name, *_ in candidates},
+               project_params=sum(p.numel() for p in ours.parameters()),
+               project_epochs=variant.train.epochs, project_images_per_s=variant.train.epochs * n_train / seconds, project_seconds=seconds)
+    # The headline ratio: ours as the pipeline encodes (refined), the reference as published (one pass).
+    row["ratio"] = row["project_refined_test_mse"] / row["reference_one_pass_test_mse"]
+    row["ratio_both_one_pass"] = row["project_one_pass_test_mse"] / row["reference_one_pass_test_mse"]
+    row["ratio_both_refined"] = row["project_refined_test_mse"] / row["reference_refined_test_mse"]
+    print(f"latent {budget}: reference {row['reference_one_pass_test_mse']:.5f} (refined {row['reference_refined_test_mse']:.5f}), "
+          f"ours {row['project_refined_test_mse']:.5f} (one pass {row['project_one_pass_test_mse']:.5f}, {setting}), ratio {row['ratio']:.3f}")
+    return row
+
+
+def draw_rate_distortion(rows: list[dict]) -> None:
+    budgets = [r["latent"] for r in rows]
+    series = {f"{label}, {how.replace('_', ' ')}": (budgets, [r[f"{key}_{how}_test_mse"] for r in rows])
+              for label, key in (("reference", "reference"), ("this project", "project")) for how in ("one_pass", "refined")}
+    save_curves(BENCHMARK_FIGURE, [{"title": "test MSE against latent size", "ylabel": "test MSE", "xlabel": "latent values",
+                                    "log": True, "logx": True, "series": series}], "Rate-distortion on the test split")
+
+
+def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
     parser.add_argument("--reference-epochs", type=int, default=200)
-    parser.add_argument("--aux-only", action="store_true",
-                        help="re-run only the aux comparison (about 15 minutes), after a change to the aux head or params.aux")
-    args = parser.parse_args()
+    parser.add_argument("--aux-only", action="store_true", help="re-run only the aux comparison, after a change to the aux head or params.aux")
+    return parser.parse_args()
+
+
+def main():
+    args = parse_arguments()
     params = benchmarked_params()
     check_arguments(args, params.data.size)
     if params.latent not in args.budgets and not args.aux_only:
@@ -229,58 +261,19 @@ def main():
     if settings_here() != SETTINGS:
         print("bfloat16 is emulated on this CPU (no AMX or AVX512_BF16), so the warped setting trains in fp32")
     seed_everything(params.seed, params.train.threads)
-    data = {s: read_split(Path("data/augmented") / f"{s}.parquet") for s in SPLITS}
+    data = {s: read_split(split_file(AUGMENTED, s)) for s in SPLITS}
     x = {s: split_tensors(f) for s, f in data.items()}
     y = {s: torch.tensor(f["label"].to_numpy()) for s, f in data.items()}
-    size, channels = x["train"].shape[-1], x["train"].shape[1]
-    n_train = len(x["train"])
     if args.aux_only:
         rerun_aux_only(params, x, y)
         return
-
-    rows = []
-    for budget in args.budgets:
-        row = {"latent": budget}
-        torch.manual_seed(params.seed)
-        reference = Reference(budget // reference_cells(size), channels).to(device())
-        seconds = timed(lambda: train_reference(reference, x["train"], args.reference_epochs, params.seed))
-        row.update(scores("reference", reference, x, params.refine, evaluate(reference, x["val"], refine=params.refine)["mse"]),
-                   reference_params=sum(p.numel() for p in reference.parameters()),
-                   reference_images_per_s=args.reference_epochs * n_train / seconds, reference_seconds=seconds)
-
-        candidates = []
-        for setting in SETTINGS:
-            variant = setting_params(params, setting)
-            torch.manual_seed(params.seed)
-            model = build_autoencoder(variant, size, channels, classifier=False, latent=budget)
-            seconds = timed(lambda: fit(model, (x["train"], y["train"]), (x["val"], y["val"]), variant.train, NoLog(), seed=params.seed))
-            candidates.append((evaluate(model, x["val"], refine=params.refine)["mse"], setting, variant, model, seconds))
-        val_mse, setting, variant, ours, seconds = min(candidates, key=lambda candidate: candidate[0])
-        row.update(scores("project", ours, x, params.refine, val_mse), project_setting=setting,
-                   project_refined_val_mse_by_setting={name: mse for mse, name, *_ in candidates},
-                   project_params=sum(p.numel() for p in ours.parameters()),
-                   project_epochs=variant.train.epochs, project_images_per_s=variant.train.epochs * n_train / seconds, project_seconds=seconds)
-        # The headline ratio: ours as the pipeline encodes (refined), the reference as published (one pass).
-        row["ratio"] = row["project_refined_test_mse"] / row["reference_one_pass_test_mse"]
-        row["ratio_both_one_pass"] = row["project_one_pass_test_mse"] / row["reference_one_pass_test_mse"]
-        row["ratio_both_refined"] = row["project_refined_test_mse"] / row["reference_refined_test_mse"]
-        rows.append(row)
-        print(f"latent {budget}: reference {row['reference_one_pass_test_mse']:.5f} (refined {row['reference_refined_test_mse']:.5f}, "
-              f"{row['reference_images_per_s']:.0f} img/s), ours {row['project_refined_test_mse']:.5f} (one pass "
-              f"{row['project_one_pass_test_mse']:.5f}, {row['project_images_per_s']:.0f} img/s, {setting}), ratio {row['ratio']:.3f}")
-
+    rows = [budget_row(budget, params, x, y, args.reference_epochs) for budget in args.budgets]
     aux = aux_comparison(params, next(row for row in rows if row["latent"] == params.latent), x, y)
-    result = {"machine": f"{platform.machine()} {platform.processor() or platform.system()}, torch {torch.__version__}, {device().type}",
-              "cpu_capability": torch.backends.cpu.get_cpu_capability(), "denormals_flushed": denormals_flushed(),
-              "threads": torch.get_num_threads(), "reference_epochs": args.reference_epochs,
-              "params": measured_with(params), "settings": settings_here(), "budgets": rows, "aux": aux}
-    write_text(OUT, json.dumps(result, indent=2) + "\n")
-    budgets = [r["latent"] for r in rows]
-    save_curves(FIGURE, [{"title": "test MSE against latent size", "ylabel": "test MSE", "xlabel": "latent values", "log": True, "logx": True,
-                          "series": {f"{label}, {how.replace('_', ' ')}": (budgets, [r[f"{key}_{how}_test_mse"] for r in rows])
-                                     for label, key in (("reference", "reference"), ("this project", "project"))
-                                     for how in ("one_pass", "refined")}}],
-                "Rate-distortion on the test split")
+    write_json(BENCHMARK, {**provenance(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                           "denormals_flushed": denormals_flushed(), "threads": torch.get_num_threads(),
+                           "reference_epochs": args.reference_epochs, "params": measured_with(params), "settings": settings_here(),
+                           "budgets": rows, "aux": aux})
+    draw_rate_distortion(rows)
 
 
 if __name__ == "__main__":

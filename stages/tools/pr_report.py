@@ -1,6 +1,6 @@
 """The pull-request comment: what a change did to the metrics, params and figures.
 
-    python -m stages.pr_report --base origin/main [--head HEAD] > pr_comment.md
+    python -m stages.tools.pr_report --base origin/main [--head HEAD] > pr_comment.md
 
 Not a pipeline stage: CI runs it after `dvc repro` (see .github/workflows/pr.yaml) and posts
 the Markdown with CML, which uploads the figures it links. Everything it reads is in Git or
@@ -11,7 +11,8 @@ import argparse
 import json
 import subprocess
 
-from stages.config import PipelineError, run_stage
+from stages.lib.config import PipelineError, run_stage
+from stages.lib.paths import COMPOSE, EVALUATE, METRICS
 
 HEADLINE = [
     ("ae.test_mse", "ae test MSE", "lower"),
@@ -22,9 +23,9 @@ HEADLINE = [
     ("compose.ae.family_mean.top5", "analogy target in top 5 (ae)", "higher"),
 ]
 FIGURES = [
-    ("Learning curves", "reports/evaluate/learning_curves.png"),
-    ("Reconstructions", "reports/evaluate/reconstructions.png"),
-    ("Analogies", "reports/compose/ae/analogies.png"),
+    ("Learning curves", EVALUATE / "learning_curves.png"),
+    ("Reconstructions", EVALUATE / "reconstructions.png"),
+    ("Analogies", COMPOSE / "ae" / "analogies.png"),
 ]
 
 
@@ -43,7 +44,7 @@ def dvc(*args: str) -> str:
 
 
 def metrics_at(rev: str | None) -> dict:
-    text = git("show", f"{rev}:reports/metrics.json") if rev else open("reports/metrics.json").read()
+    text = git("show", f"{rev}:{METRICS}") if rev else METRICS.read_text()
     return json.loads(text)
 
 

@@ -1,18 +1,17 @@
 """aux_cv: the aux model's accuracy on emoji it has never seen, for choosing aux params
 without the test split.
 
-    python -m stages.aux_cv                                  # params.yaml, about 20 minutes on 2 CPU cores
-    python -m stages.aux_cv aux.lambda=0.03 aux.dropout=0.5  # with some values replaced, as dvc exp run -S
-    python -m stages.aux_cv --fold-seed 0                    # another deal of emoji into folds
+    python -m stages.tools.aux_cv                                  # params.yaml: trains 2 x folds models
+    python -m stages.tools.aux_cv aux.lambda=0.03 aux.dropout=0.5  # with some values replaced, as dvc exp run -S
+    python -m stages.tools.aux_cv --fold-seed 0                    # another deal of emoji into folds
 
-The validation split holds 28 emoji, and an emoji's augmented copies are right or wrong
+The validation split holds few emoji, and an emoji's augmented copies are right or wrong
 together, so one split's accuracy moves in steps of several points (see the report's interval).
 This pools train and val and splits them into folds by emoji, stratified by class. In each fold
 the autoencoder and the aux model train on the other folds, as train_ae and train_aux would, and
 are scored on the held-out emoji with one encoder pass. It prints each fold (with the emoji the
 classifier got wrong) and the means: accuracy, and the aux model's MSE over the autoencoder's.
 Which emoji share a fold moves the mean by points, so judge a change on two fold seeds.
-Not a pipeline stage: it trains 2 x folds models.
 """
 
 import argparse
@@ -21,11 +20,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages.config import PipelineError, load_params, run_stage
-from stages.data import images_and_labels, read_split
-from stages.model import NoLog, build_autoencoder, class_probabilities, evaluate, fit, seed_everything
-from stages.report import confusion_records, wrong_emoji
-from stages.train import DATA
+from stages.lib.config import PipelineError, load_params, run_stage
+from stages.lib.data import images_and_labels
+from stages.lib.files import read_split
+from stages.lib.metrics import confusion_records, evaluate, wrong_emoji
+from stages.lib.model import build_autoencoder, class_probabilities
+from stages.lib.paths import AUGMENTED, split_file
+from stages.lib.training import fit, seed_everything
 
 
 def emoji_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
@@ -50,8 +51,7 @@ def train_and_score(params, x, y, held_out: np.ndarray, classifier: bool) -> dic
     # Named apart from the test split, which this never reads.
     fit_on, scored = torch.from_numpy(~held_out), torch.from_numpy(held_out)
     model = build_autoencoder(params, x.shape[-1], x.shape[1], classifier)
-    fit(model, (x[fit_on], y[fit_on]), (x[scored], y[scored]), params.train, NoLog(), params.aux.lambda_ if classifier else 0.0, params.seed,
-        params.aux.ramp)
+    fit(model, (x[fit_on], y[fit_on]), (x[scored], y[scored]), params)
     result = evaluate(model, x[scored])
     if classifier:  # the predictions once, for the accuracy and the list of wrong emoji
         result["predicted"] = class_probabilities(model, x[scored]).argmax(1)
@@ -68,7 +68,7 @@ def main():
     params = load_params(overrides=args.overrides)
     fold_seed = params.seed if args.fold_seed is None else args.fold_seed
 
-    frame = pd.concat([read_split(DATA / f"{split}.parquet") for split in ("train", "val")], ignore_index=True)
+    frame = pd.concat([read_split(split_file(AUGMENTED, split)) for split in ("train", "val")], ignore_index=True)
     fold = emoji_folds(frame, args.folds, fold_seed)
     x, y = images_and_labels(frame)
     class_names = [rule.name for rule in params.data.classes]

@@ -1,0 +1,96 @@
+"""Emoji data: text filters and class rules, image conversion, the split, and splits as tensors.
+
+Every split is a parquet file in the Hugging Face `datasets` image layout (`image` = {bytes,
+path}, `text`, plus `label`, `class_name`, `augmented`); stages.lib.files reads and writes them.
+"""
+
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+SPLITS = ("train", "val", "test")
+
+
+# --- text rules --------------------------------------------------------------------------
+
+
+def words_of(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def text_filter(include, exclude):
+    include, exclude = set(include), set(exclude)
+    return lambda text: include <= words_of(text) and not exclude & words_of(text)
+
+
+def assign_class(text: str, rules) -> int | None:
+    """Index of the first rule that matches; a rule without words matches everything."""
+    words = words_of(text)
+    for index, rule in enumerate(rules):
+        if not rule.words or words & set(rule.words):
+            return index
+    return None
+
+
+# --- images ------------------------------------------------------------------------------
+
+
+def to_square(image: Image.Image, size: int, rgba: bool) -> Image.Image:
+    """Crop to content, pad to a centred square, resize; alpha goes onto white unless rgba."""
+    image = image.convert("RGBA")
+    box = image.getchannel("A").getbbox() or (0, 0, *image.size)
+    image = image.crop(box)
+    side = max(image.size)
+    square = Image.new("RGBA", (side, side), (255, 255, 255, 0))
+    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    square = square.resize((size, size), Image.Resampling.LANCZOS)
+    if rgba:
+        return square
+    background = Image.new("RGBA", square.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, square).convert("RGB")
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_png(raw: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(raw)))
+
+
+# --- splits ------------------------------------------------------------------------------
+
+
+def stratified_split(labels: np.ndarray, ratios: dict, seed: int) -> dict[str, np.ndarray]:
+    """Indices per split; each class is shuffled and cut at the ratios on its own."""
+    rng = np.random.default_rng(seed)
+    parts = {name: [] for name in SPLITS}
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_train = round(len(members) * ratios["train"])
+        n_val = round(len(members) * ratios["val"])
+        parts["train"].append(members[:n_train])
+        parts["val"].append(members[n_train : n_train + n_val])
+        parts["test"].append(members[n_train + n_val :])
+    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+
+
+def split_images(frame: pd.DataFrame) -> torch.Tensor:
+    """All images of a split as one uint8 tensor (N, C, H, W), decoded once."""
+    return torch.from_numpy(np.stack([decode_png(image["bytes"]) for image in frame["image"]])).permute(0, 3, 1, 2)
+
+
+def split_tensors(frame: pd.DataFrame) -> torch.Tensor:
+    """All images of a split as one float tensor (N, C, H, W) in [0, 1]."""
+    return split_images(frame).float().div(255)
+
+
+def images_and_labels(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split as fit() takes it: its images (split_tensors) and their class indices."""
+    return split_tensors(frame), torch.tensor(frame["label"].to_numpy())

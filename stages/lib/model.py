@@ -1,0 +1,206 @@
+"""The convolutional autoencoder and its auxiliary classifier: building, encoding (with latent
+refinement), decoding, saving and loading. Training lives in stages.lib.training; why the model
+is built this way, in docs/design.md."""
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stages.lib.files import broken, load_torch, save_torch, short_reason
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16_is_native() -> bool:
+    """Whether bfloat16 runs in hardware here: on a GPU that has it, or on a CPU with AMX or
+    AVX512_BF16 whose oneDNN is not capped below them (the kernel pins of stages/__init__.py cap it
+    at AVX2). Elsewhere oneDNN emulates it, many times slower than fp32."""
+    if device().type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    capped = isa != "ALL" and not any(name in isa for name in ("BF16", "AMX", "AVX10"))
+    # torch.cpu has no public getter for these two; they read the same cpuinfo that oneDNN does.
+    return not capped and (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def down(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.LeakyReLU(0.2, inplace=True),
+    )
+
+
+def up(c_in: int, c_out: int, dropout: float = 0.0) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.LeakyReLU(0.2, inplace=True),
+        # Whole feature maps dropped while training: the decoder cannot lean on any one
+        # feature of the few training emoji.
+        nn.Dropout2d(dropout),
+    )
+
+
+class Residual(nn.Module):
+    """x plus two 3x3 convolutions of x: decoder depth where it is cheap, at coarse resolutions."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+        )
+        self.activation = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(x + self.body(x))
+
+
+def latent_grid(size: int, latent: int, grid: int | None = None) -> int:
+    """Side of the latent grid: `grid` when given, else the finest (at most size / 4) that
+    holds `latent` values in at least two channels. Finer grids keep each value local, which
+    reconstructs unseen emoji best; coarse grids make each value describe the whole face,
+    which is what latent arithmetic needs (docs/design.md)."""
+    if grid is not None:
+        return grid
+    grid = size // 4
+    while grid > 1 and (latent % grid**2 or latent // grid**2 < 2):
+        grid //= 2
+    return grid
+
+
+class Autoencoder(nn.Module):
+    """DCGAN-style: stride-2 convolutions down to the latent grid, a 3x3 convolution to a few
+    latent channels, and the mirror image back up. The latent is that grid flattened, a
+    vector of `latent` values, and the only thing that passes from encoder to decoder. No
+    fully connected layer: what the model learns about one part of an emoji applies
+    everywhere, which is what generalises to emoji it has never seen."""
+
+    def __init__(self, size: int, channels: list[int], latent: int, in_channels: int = 3,
+                 n_classes: int = 0, hidden: int = 64, dropout: float = 0.0, grid: int | None = None,
+                 decoder_dropout: float = 0.0, residual_levels: int = 0):
+        super().__init__()
+        self.config = dict(size=size, channels=list(channels), latent=latent, in_channels=in_channels,
+                           n_classes=n_classes, hidden=hidden, dropout=dropout, grid=grid,
+                           decoder_dropout=decoder_dropout, residual_levels=residual_levels)
+        self.grid = latent_grid(size, latent, grid)
+        self.latent_channels = latent // self.grid**2
+        levels = (size // self.grid).bit_length() - 1
+        # channels[i] is the width after i + 1 halvings; deeper levels keep the last width.
+        widths = [in_channels, *[channels[min(i, len(channels) - 1)] for i in range(levels)]]
+        self.encoder = nn.Sequential(
+            *[down(a, b) for a, b in zip(widths[:-1], widths[1:])],
+            nn.Conv2d(widths[-1], self.latent_channels, 3, padding=1),
+        )
+        rev = widths[::-1]
+        decoder = [nn.Conv2d(self.latent_channels, rev[0], 3, padding=1, bias=False), nn.BatchNorm2d(rev[0]), nn.LeakyReLU(0.2, inplace=True)]
+        # From the latent grid up: the first `residual_levels` resolutions get a residual block.
+        for level, (a, b) in enumerate(zip(rev[:-1], rev[1:])):
+            if level < residual_levels:
+                decoder.append(Residual(a))
+            last = level == len(rev) - 2
+            decoder.append(nn.ConvTranspose2d(a, b, 4, stride=2, padding=1) if last else up(a, b, decoder_dropout))
+        self.decoder = nn.Sequential(*decoder, nn.Sigmoid())
+        # The auxiliary task reads the latent only, so it shapes what the latent encodes. Small
+        # convolutions and a global max-pool look for shapes (ears, whiskers) wherever they are,
+        # which carries over to unseen emoji better than an MLP on the vector (docs/design.md).
+        self.classifier = nn.Sequential(
+            nn.Unflatten(1, (self.latent_channels, self.grid, self.grid)),
+            nn.Conv2d(self.latent_channels, hidden // 2, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden // 2, hidden, 3, padding=1), nn.ReLU(inplace=True),
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden, n_classes),
+        ) if n_classes else None
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x).flatten(1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z.view(len(z), self.latent_channels, self.grid, self.grid))
+
+    def forward(self, x: torch.Tensor):
+        z = self.encode(x)
+        logits = self.classifier(z) if self.classifier is not None else None
+        return self.decode(z), logits
+
+
+def build_autoencoder(params, size: int, in_channels: int, classifier: bool, latent: int | None = None) -> Autoencoder:
+    """The model params.yaml describes, with the aux classifier head or without."""
+    head = dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout) if classifier else {}
+    return Autoencoder(size, params.model.channels, latent or params.latent, in_channels, grid=params.model.grid,
+                       decoder_dropout=params.model.decoder_dropout, residual_levels=params.model.residual_levels, **head).to(device())
+
+
+def batches(n: int, batch_size: int, generator=None):
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def class_probabilities(model, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    """The classifier's probabilities, averaged over each image and its mirror image.
+
+    The classes do not change under a mirror (augmentation flips half the images), so the mirror
+    is a second look at the same emoji. It reads the encoder's latent (`z` when already
+    computed), which is what the classifier was trained on.
+    """
+    dev = next(model.parameters()).device
+    looks = [encode_all(model, x) if z is None else z, encode_all(model, x.flip(-1))]
+    return torch.stack([model.classifier(look.to(dev)).softmax(1).cpu() for look in looks]).mean(0)
+
+
+def refine_latents(model, x: torch.Tensor, z: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
+    """`steps` of Adam on the latents z alone, to lower the decoder's error on x.
+
+    An encoder trained on few distinct emoji guesses a code for an unseen one that the
+    decoder can beat. The model stays fixed and the decoder still receives only the latent.
+    """
+    z = z.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=lr)
+    for _ in range(steps):
+        loss = F.mse_loss(model.decode(z), x, reduction="sum")
+        (z.grad,) = torch.autograd.grad(loss, z)  # gradients for z only, none for the weights
+        optimizer.step()
+    return z.detach()
+
+
+def encode_all(model, x: torch.Tensor, refine=None, batch_size: int = 256) -> torch.Tensor:
+    """The latent of every image: the encoder's, refined when `refine` asks for steps."""
+    model.eval()
+    dev = next(model.parameters()).device
+    latents = []
+    for index in batches(len(x), batch_size):
+        xb = x[index].to(dev)
+        with torch.no_grad():
+            z = model.encode(xb)
+        if refine is not None and refine.steps:
+            z = refine_latents(model, xb, z, refine.steps, refine.lr)
+        latents.append(z.cpu())
+    return torch.cat(latents)
+
+
+@torch.no_grad()
+def decode_all(model, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    dev = next(model.parameters()).device
+    return torch.cat([model.decode(z[i].to(dev)).cpu() for i in batches(len(z), batch_size)])
+
+
+def save_model(model, path) -> None:
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    save_torch({"config": model.config, "state_dict": state}, path)
+
+
+def load_model(path) -> Autoencoder:
+    """Rebuild a saved model (stages.lib.files.load_torch: weights only, clear errors)."""
+    saved = load_torch(path)
+    try:
+        model = Autoencoder(**saved["config"])
+        model.load_state_dict(saved["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise broken(path, f"not a model of this code: {short_reason(e)}") from None
+    return model.to(device()).eval()

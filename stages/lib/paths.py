@@ -1,0 +1,55 @@
+"""Where every file of the pipeline lives, named once. dvc.yaml lists the same paths as the
+stages' dependencies and outputs; `producer` says which stage writes each, for error messages."""
+
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+PREPARED = Path("data/prepared")
+AUGMENTED = Path("data/augmented")
+MODELS = Path("models")
+REPORTS = Path("reports")
+
+SUMMARY = REPORTS / "prepare" / "summary.json"
+PREPARE_SAMPLES = REPORTS / "prepare" / "samples.png"
+AUGMENT_SAMPLES = REPORTS / "augment" / "samples.png"
+COMPOSE = REPORTS / "compose"
+EVALUATE = REPORTS / "evaluate"
+METRICS = REPORTS / "metrics.json"
+REPORT = REPORTS / "report.md"
+BENCHMARK = REPORTS / "benchmark.json"
+BENCHMARK_FIGURE = REPORTS / "benchmark" / "rate_distortion.png"
+
+MODEL_NAMES = ("ae", "aux")
+
+
+def split_file(directory: Path, split: str) -> Path:
+    return directory / f"{split}.parquet"
+
+
+def model_file(name: str) -> Path:
+    return MODELS / name / "model.pt"
+
+
+def latents_file(name: str) -> Path:
+    return MODELS / name / "latents.pt"
+
+
+def train_reports(name: str) -> Path:
+    """DVCLive's directory of a training stage: metrics.json and plots/metrics/{train,val}/*.tsv."""
+    return REPORTS / f"train_{name}"
+
+
+def producer(path) -> str:
+    """The dvc.yaml stage that writes `path`."""
+    parts = Path(path).parts
+    if parts[:2] == PREPARED.parts or Path(path) == SUMMARY:
+        return "prepare"
+    if parts[:2] == AUGMENTED.parts:
+        return "augment"
+    if parts[:1] == MODELS.parts and len(parts) > 1:
+        return f"train_{parts[1]}"
+    if len(parts) > 1 and parts[0] == REPORTS.name and parts[1].startswith("train_"):
+        return parts[1]
+    if parts[:2] == COMPOSE.parts:
+        return "compose"
+    return "evaluate"
