@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from stages.lib.config import PipelineError, load_params, run_stage
 from stages.lib.data import SPLITS, split_tensors
 from stages.lib.figures import save_grid
-from stages.lib.files import load_torch, read_split, write_json
+from stages.lib.files import broken, load_torch, read_split, short_reason, write_json
 from stages.lib.model import decode_all, load_model
 from stages.lib.paths import COMPOSE, MODEL_NAMES, PREPARED, latents_file, model_file, split_file
 
@@ -142,15 +142,29 @@ def concept_vector(term: str, latents, concepts) -> torch.Tensor:
     return torch.stack([latents[n] for n in members]).mean(0)
 
 
-def original_latents(name: str) -> dict[str, torch.Tensor]:
-    """The encoder's latent of each emoji's original image (not its augmented copies)."""
-    saved = load_torch(latents_file(name))
-    latents = {}
+def one_record_per_name(frames: dict, sources: list[str]) -> dict[str, tuple[str, int]]:
+    """Each emoji name's (split, row) among the prepared originals: where several sources show
+    the same name, the record of the source listed first in data.source."""
+    chosen, rank = {}, {source: i for i, source in enumerate(sources)}
     for split in SPLITS:
-        for text, z, augmented in zip(saved[split]["text"], saved[split]["z"], saved[split]["augmented"]):
-            if not augmented:
-                latents[text] = z
-    return latents
+        for row, (text, source) in enumerate(zip(frames[split]["text"], frames[split]["source"])):
+            if text not in chosen or rank.get(source, len(rank)) < chosen[text][0]:
+                chosen[text] = (rank.get(source, len(rank)), split, row)
+    return {text: (split, row) for text, (_, split, row) in chosen.items()}
+
+
+def original_latents(name: str, frames: dict, chosen: dict) -> dict[str, torch.Tensor]:
+    """The encoder's latent of each chosen original image (not its augmented copies). The train
+    stage saves originals first in each split, in data/prepared's order."""
+    path = latents_file(name)
+    saved = load_torch(path)
+    try:
+        originals = {split: saved[split]["z"][~saved[split]["augmented"]] for split in SPLITS}
+    except (KeyError, TypeError, IndexError) as e:
+        raise broken(path, f"not a latents file: {short_reason(e)}") from None
+    if any(len(originals[split]) != len(frames[split]) for split in SPLITS):
+        raise broken(path, f"its latents do not match {PREPARED}")
+    return {text: originals[split][row] for text, (split, row) in chosen.items()}
 
 
 def check_compose_params(cfg, names: list[str]) -> list[list[tuple[float, str]]]:
@@ -207,18 +221,19 @@ def draw_analogies(name, items, composites, best, pixels) -> None:
 def main():
     params = load_params()
     cfg = params.compose
-    # The originals (not augmented copies) of every split: one image and latent per emoji.
+    # One original image and latent per emoji name; every input is read before anything is written.
     frames = {s: read_split(split_file(PREPARED, s)) for s in SPLITS}
-    texts = [t for s in SPLITS for t in frames[s]["text"]]
-    pixels = dict(zip(texts, torch.cat([split_tensors(frames[s]) for s in SPLITS])))
+    chosen = one_record_per_name(frames, params.data.sources)
+    images = {s: split_tensors(frames[s]) for s in SPLITS}
+    pixels = {text: images[split][row] for text, (split, row) in chosen.items()}
     names = sorted(pixels)
     recipes = check_compose_params(cfg, names)
+    models = {name: (load_model(model_file(name)), original_latents(name, frames, chosen)) for name in MODEL_NAMES}
 
     items = analogies(analogy_families(names))
     metrics = {"n_analogies": len(items), "n_families": len({i["family"] for i in items})}
     per_analogy = {}
-    for name in MODEL_NAMES:
-        model, latents = load_model(model_file(name)), original_latents(name)
+    for name, (model, latents) in models.items():
         draw_recipes(name, model, cfg, recipes, latents, pixels)
         draw_strips(name, model, cfg, latents, pixels)
         metrics[name], per_analogy[name], composites = score_analogies(model, items, latents, pixels, names)

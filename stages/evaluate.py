@@ -17,10 +17,12 @@ import torch
 from stages.lib.config import load_params, run_stage
 from stages.lib.data import split_tensors
 from stages.lib.figures import save_curves, save_grid
-from stages.lib.files import read_json, read_split, write_json
+from stages.lib.files import missing, read_json, read_split, read_tsv, write_json
 from stages.lib.metrics import confusion_records
 from stages.lib.model import class_probabilities, decode_all, encode_all, load_model
 from stages.lib.paths import AUGMENTED, COMPOSE, EVALUATE, METRICS, MODEL_NAMES, model_file, split_file, train_reports
+
+CURVES = {"ae": ("train/mse", "val/mse"), "aux": ("train/mse", "val/mse", "train/acc", "val/acc")}  # what the figure draws
 
 
 def score(model, x: torch.Tensor, labels: np.ndarray, class_names: list[str], refine) -> tuple[dict, torch.Tensor, np.ndarray | None]:
@@ -47,7 +49,7 @@ def learning_curves(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """DVCLive's per-epoch TSVs, as {metric: (epochs, values)}."""
     curves = {}
     for tsv in sorted((train_reports(name) / "plots" / "metrics").rglob("*.tsv")):
-        table = pd.read_csv(tsv, sep="\t")
+        table = read_tsv(tsv)
         curves[f"{tsv.parent.name}/{tsv.stem}"] = (table["step"].to_numpy() + 1, table.iloc[:, -1].to_numpy())
     return curves
 
@@ -60,8 +62,7 @@ def draw_reconstructions(test: pd.DataFrame, x: torch.Tensor, recons: dict, metr
               col_titles=[test["text"].iloc[i] for i in shown], title="Test images and their reconstructions (test MSE)")
 
 
-def draw_learning_curves() -> None:
-    curves = {name: learning_curves(name) for name in MODEL_NAMES}
+def draw_learning_curves(curves: dict) -> None:
     panels = [{"title": f"{name}: reconstruction MSE", "ylabel": "MSE", "log": True,
                "series": {split: curves[name][f"{split}/mse"] for split in ("train", "val")}} for name in MODEL_NAMES]
     panels.append({"title": "aux: classification accuracy", "ylabel": "accuracy",
@@ -75,15 +76,21 @@ def main():
     test = read_split(split_file(AUGMENTED, "test"))
     x, labels = split_tensors(test), test["label"].to_numpy()
 
+    # Every input is read before anything is written.
+    models = {name: load_model(model_file(name)) for name in MODEL_NAMES}
+    compose, curves = read_json(COMPOSE / "metrics.json"), {name: learning_curves(name) for name in MODEL_NAMES}
+    for name, keys in CURVES.items():
+        for key in sorted(set(keys) - set(curves[name])):
+            raise missing(train_reports(name) / "plots" / "metrics" / f"{key}.tsv")
     metrics, recons, predictions = {}, {}, {}
-    for name in MODEL_NAMES:
-        metrics[name], recons[name], predictions[name] = score(load_model(model_file(name)), x, labels, class_names, params.refine)
+    for name, model in models.items():
+        metrics[name], recons[name], predictions[name] = score(model, x, labels, class_names, params.refine)
     metrics["aux"]["mse_vs_ae"] = metrics["aux"]["test_mse"] / metrics["ae"]["test_mse"]
-    metrics["compose"] = read_json(COMPOSE / "metrics.json")
+    metrics["compose"] = compose
     write_json(METRICS, metrics)
     write_json(EVALUATE / "confusion.json", confusion_records(labels, predictions["aux"], test["text"], class_names), indent=1)
     draw_reconstructions(test, x, recons, metrics)
-    draw_learning_curves()
+    draw_learning_curves(curves)
     print(f"evaluate: ae test mse {metrics['ae']['test_mse']:.4f} psnr {metrics['ae']['test_psnr']:.2f}; "
           f"aux test mse {metrics['aux']['test_mse']:.4f} accuracy {metrics['aux']['test_accuracy']:.3f}")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -39,6 +40,19 @@ def emoji_png(index: int, size: int = 72) -> bytes:
     draw.arc((18, 30 + index % 7, size - 18, size - 14), 10, 170, fill=(120, 0, 0, 255), width=3)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encoded(mode: str, index: int = 0, size: int = 40, blank: bool = False) -> bytes:
+    """emoji_png's drawing in another image mode, saved in a format that keeps the mode (PNG, else
+    TIFF): what other vendors' sets and users' own drawings bring."""
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0)) if blank else Image.open(io.BytesIO(emoji_png(index))).resize((size, size))
+    if mode == "I;16":  # 16-bit greyscale, as a 16-bit PNG holds it
+        image = Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257)
+    else:
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG" if mode in ("RGBA", "RGB", "LA", "L", "P", "1", "I;16") else "TIFF")
     return buffer.getvalue()
 
 

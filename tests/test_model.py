@@ -3,6 +3,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from stages.lib.config import PipelineError
 from stages.lib.metrics import evaluate
 from stages.lib.model import Autoencoder, Residual, bf16_is_native, class_probabilities, encode_all, latent_grid, load_model, save_model
 from stages.lib.training import fit, seed_everything
@@ -110,5 +111,5 @@ def test_a_model_file_that_would_run_code_is_refused(tmp_path):
             return (print, ("pwned",))
 
     torch.save({"config": Payload(), "state_dict": {}}, tmp_path / "evil.pt")
-    with pytest.raises(Exception, match="Weights only load failed"):
+    with pytest.raises(PipelineError, match="evil.pt is unreadable .UnpicklingError: Weights only load failed"):
         load_model(tmp_path / "evil.pt")

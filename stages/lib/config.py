@@ -7,6 +7,7 @@ key listed at once, instead of silently training with something else.
 
 import difflib
 import math
+import re
 import signal
 import sys
 from pathlib import Path
@@ -50,14 +51,34 @@ class ClassRule(Strict):
 
 
 class Data(Strict):
-    source: str
+    source: str | Annotated[list[str], Field(min_length=1)]
     revision: str
     include: list[str]
     exclude: list[str]
+    variants: list[str]
     size: PositiveInt
     rgba: bool
     split: Split
     classes: Annotated[list[ClassRule], Field(min_length=2)]
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
+    @model_validator(mode="after")
+    def _sources_are_named_once(self):
+        if len(set(self.sources)) < len(self.sources) or not all(s.strip() for s in self.sources):
+            raise ValueError(f"data.source lists an empty or repeated source: {self.sources}")
+        return self
+
+    @model_validator(mode="after")
+    def _variants_are_regular_expressions(self):
+        for pattern in self.variants:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"data.variants: '{pattern}' is not a regular expression ({e})") from None
+        return self
 
     @model_validator(mode="after")
     def _size_is_a_power_of_two(self):

@@ -5,6 +5,7 @@ path}, `text`, plus `label`, `class_name`, `augmented`); stages.lib.files reads 
 """
 
 import io
+import math
 import re
 
 import numpy as np
@@ -16,6 +17,26 @@ SPLITS = ("train", "val", "test")
 
 
 # --- text rules --------------------------------------------------------------------------
+
+
+def normalise_text(raw) -> str | None:
+    """An emoji's name as the pipeline compares it: lower case, hyphens and underscores as
+    spaces, single spaces; None for a missing or empty name."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        return None
+    text = re.sub(r"[\s_-]+", " ", str(raw).lower()).strip()
+    return text or None
+
+
+def base_emoji(text: str, variants: list[str]) -> str:
+    """The base emoji a name is a variant of: the name with every `data.variants` pattern deleted
+    ("man getting face massage type 1 2" -> "getting face massage"). Records with one base go to
+    one split together. A name that the patterns would delete entirely is its own base."""
+    base = text
+    for pattern in variants:
+        base = re.sub(pattern, " ", base)
+    base = re.sub(r"\s+", " ", base).strip()
+    return base or text
 
 
 def words_of(text: str) -> set[str]:
@@ -67,18 +88,25 @@ def decode_png(raw: bytes) -> np.ndarray:
 # --- splits ------------------------------------------------------------------------------
 
 
-def stratified_split(labels: np.ndarray, ratios: dict, seed: int) -> dict[str, np.ndarray]:
-    """Indices per split; each class is shuffled and cut at the ratios on its own."""
+def grouped_split(groups: np.ndarray, labels: np.ndarray, ratios: dict, seed: int) -> dict[str, np.ndarray]:
+    """Record indices per split, whole groups at a time: every record of a group (one base emoji,
+    from any source) lands in one split. Groups are stratified by the class of their first record;
+    each class's groups are shuffled and cut at the ratios on their own."""
+    first = {}
+    for index, group in enumerate(groups):
+        first.setdefault(group, index)
+    order = np.array(list(first))  # groups in order of first appearance
+    group_labels = labels[[first[g] for g in order]]
     rng = np.random.default_rng(seed)
-    parts = {name: [] for name in SPLITS}
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
+    chosen = {name: [] for name in SPLITS}
+    for label in np.unique(group_labels):
+        members = rng.permutation(np.flatnonzero(group_labels == label))
         n_train = round(len(members) * ratios["train"])
         n_val = round(len(members) * ratios["val"])
-        parts["train"].append(members[:n_train])
-        parts["val"].append(members[n_train : n_train + n_val])
-        parts["test"].append(members[n_train + n_val :])
-    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+        chosen["train"].append(order[members[:n_train]])
+        chosen["val"].append(order[members[n_train : n_train + n_val]])
+        chosen["test"].append(order[members[n_train + n_val :]])
+    return {name: np.flatnonzero(np.isin(groups, np.concatenate(parts))) for name, parts in chosen.items()}
 
 
 def split_images(frame: pd.DataFrame) -> torch.Tensor:

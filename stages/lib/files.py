@@ -6,17 +6,20 @@ stage wrote turns a missing, truncated or corrupt file into one PipelineError th
 file and the command that restores it.
 """
 
+import io
 import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from stages.lib.config import PipelineError
-from stages.lib.paths import MODELS, producer
+from stages.lib.paths import CACHED_REPORTS, MODELS, producer
 
 
 @contextmanager
@@ -43,12 +46,13 @@ def write_json(path, value, indent: int = 2) -> None:
     write_text(path, json.dumps(value, indent=indent) + "\n")
 
 
-def tracked_output(path) -> Path:
-    """The dvc.yaml output that holds `path`: a model's directory, or the file itself."""
+def restore_command(path) -> str:
+    """How to get the committed version of `path` back: DVC keeps data, models and the cached
+    reports; Git keeps the metrics, plots and report that pull requests show."""
     path = Path(path)
-    if path.parts[:1] == MODELS.parts and len(path.parts) > 2:
-        return Path(*path.parts[:2])
-    return path
+    if path.parts[:1] in (("data",), MODELS.parts) or path.name in CACHED_REPORTS:
+        return f"dvc checkout --force {path}"
+    return f"git checkout -- {path}"
 
 
 def missing(path) -> PipelineError:
@@ -57,7 +61,7 @@ def missing(path) -> PipelineError:
 
 
 def broken(path, reason: str) -> PipelineError:
-    return PipelineError(f"{path} is unreadable ({reason}): restore it with `dvc checkout --force {tracked_output(path)}` "
+    return PipelineError(f"{path} is unreadable ({reason}): restore it with `{restore_command(path)}` "
                          f"or rebuild it with `dvc repro -f {producer(path)}`")
 
 
@@ -75,6 +79,28 @@ def read_json(path) -> dict:
         raise broken(path, short_reason(e)) from None
 
 
+def read_text(path) -> str:
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise missing(path) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise broken(path, short_reason(e)) from None
+
+
+def read_tsv(path) -> pd.DataFrame:
+    """A DVCLive plot file: tab-separated, with a `step` column."""
+    try:
+        table = pd.read_csv(path, sep="\t")
+    except FileNotFoundError:
+        raise missing(path) from None
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise broken(path, short_reason(e)) from None
+    if "step" not in table.columns or table.shape[1] < 2:
+        raise broken(path, "no step column")
+    return table
+
+
 def save_torch(obj, path) -> None:
     """torch.save, atomically. Through a file object, because torch names the archive inside
     after the file, and the temporary name would make equal models differ byte for byte."""
@@ -89,7 +115,7 @@ def load_torch(path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise missing(path) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as e:
+    except Exception as e:  # a damaged archive raises many types; one that would run code, UnpicklingError
         raise broken(path, short_reason(e)) from None
 
 
@@ -102,10 +128,28 @@ def write_split(path, images: list[bytes], frame: pd.DataFrame) -> None:
         table.to_parquet(tmp, index=False)
 
 
+SPLIT_COLUMNS = ("image", "text", "base", "source", "label", "class_name", "augmented")
+
+
 def read_split(path) -> pd.DataFrame:
+    """A split written by write_split, checked: every column the stages read, images as {bytes, path}."""
     if not Path(path).exists():
         raise missing(path)
     try:
-        return pd.read_parquet(path)
+        frame = pd.read_parquet(path)
     except Exception as e:  # pyarrow raises several types for a truncated or foreign file
         raise broken(path, short_reason(e)) from None
+    absent = [column for column in SPLIT_COLUMNS if column not in frame.columns]
+    if absent:
+        raise broken(path, f"no {', '.join(absent)} column")
+    if len(frame) == 0 or not all(isinstance(cell, dict) and cell.get("bytes") for cell in frame["image"]):
+        raise broken(path, "no images in the split layout")
+    shapes = set()
+    for row, cell in enumerate(frame["image"]):
+        try:
+            shapes.add(np.asarray(Image.open(io.BytesIO(cell["bytes"]))).shape)
+        except Exception as e:  # Pillow's many error types for damaged image data
+            raise broken(path, f"image {row}: {short_reason(e)}") from None
+    if len(shapes) > 1:
+        raise broken(path, f"images of several shapes {sorted(shapes)}")
+    return frame

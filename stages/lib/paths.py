@@ -20,6 +20,7 @@ BENCHMARK = REPORTS / "benchmark.json"
 BENCHMARK_FIGURE = REPORTS / "benchmark" / "rate_distortion.png"
 
 MODEL_NAMES = ("ae", "aux")
+CACHED_REPORTS = ("architecture.txt", "analogies.json")  # reports kept in the DVC cache, not in Git
 
 
 def split_file(directory: Path, split: str) -> Path:

@@ -30,9 +30,9 @@ from stages.lib.training import fit, seed_everything
 
 
 def emoji_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
-    """Each image's fold: every image of an emoji in one fold, each class's emoji dealt round
-    the folds in a seeded random order."""
-    labels = frame.groupby("text")["label"].first()
+    """Each image's fold: every image of a base emoji (all its sources and variants) in one fold,
+    each class's emoji dealt round the folds in a seeded random order."""
+    labels = frame.groupby("base")["label"].first()
     rarest = labels.value_counts().min()
     if not 2 <= folds <= rarest:
         raise PipelineError(f"--folds is {folds}; it must be from 2 to {rarest}, the emoji of the rarest class in train + val")
@@ -43,7 +43,7 @@ def emoji_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
     for label in sorted(labels.unique()):
         for i, emoji in enumerate(rng.permutation(sorted(labels[labels == label].index))):
             fold_of[emoji] = i % folds
-    return frame["text"].map(fold_of).to_numpy()
+    return frame["base"].map(fold_of).to_numpy()
 
 
 def train_and_score(params, x, y, held_out: np.ndarray, classifier: bool) -> dict:
@@ -79,7 +79,7 @@ def main():
         aux = train_and_score(params, x, y, held_out, classifier=True)
         accuracies.append(aux["acc"])
         ratios.append(aux["mse"] / ae["mse"])
-        print(f"fold {k + 1}/{args.folds}: {frame['text'][held_out].nunique()} emoji, accuracy {aux['acc']:.1%}, "
+        print(f"fold {k + 1}/{args.folds}: {frame['base'][held_out].nunique()} emoji, accuracy {aux['acc']:.1%}, "
               f"MSE aux {aux['mse']:.5f} / ae {ae['mse']:.5f} = {ratios[-1]:.3f}")
         confusion = confusion_records(y[held_out].tolist(), aux["predicted"].tolist(), frame["text"][held_out], class_names)
         print(f"  wrong: {wrong_emoji(confusion) or 'none'}")
