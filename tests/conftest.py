@@ -125,8 +125,11 @@ def copy_repo(destination: Path) -> Path:
 
 
 def venv_env() -> dict:
-    """The environment with this interpreter's bin first, so stages run with `python` find it."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    """The environment with this interpreter's bin first, so stages run with `python` find it,
+    and a Git identity for the commits and tags that DVC and GTO make on a machine without one."""
+    identity = {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
+                for what, value in (("NAME", "test"), ("EMAIL", "test@example.com"))}
+    return {**identity, **os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 def dvc(repo: Path, *args: str) -> str:

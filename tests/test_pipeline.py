@@ -14,7 +14,7 @@ import yaml
 
 from stages.lib.metrics import accuracy_interval
 from stages.lib.model import load_model
-from tests.conftest import REPO, dvc, git, venv_env, write_params
+from tests.conftest import REPO, dvc, venv_env, write_params
 
 pytestmark = pytest.mark.e2e
 
@@ -106,23 +106,6 @@ def test_plots_html_draws_offline_in_headless_chromium(pipeline_copy):
     ).stdout
     drawn = dom.count('class="marks"')  # vega-embed's rendered <svg>/<canvas> elements
     assert drawn >= 5, f"only {drawn} plots drew"
-
-
-def test_pr_report_shows_metric_and_param_changes_with_signs(pipeline_copy):
-    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
-    params["latent"] = 32
-    write_params(pipeline_copy, params)
-    dvc(pipeline_copy, "repro")
-    git(pipeline_copy, "commit", "-qam", "latent 32")
-
-    comment = subprocess.run([sys.executable, "-m", "stages.tools.pr_report", "--base", "HEAD~1", "--head", "HEAD"],
-                             cwd=pipeline_copy, env=venv_env(), capture_output=True, text=True, check=True).stdout
-    assert "## Pipeline results: `HEAD` against `HEAD~1`" in comment
-    row = next(line for line in comment.splitlines() if line.startswith("| ae test MSE |"))
-    assert re.search(r"\| [+-]\d", row), row  # a signed delta
-    assert re.search(r"\| reports/metrics\.json +\| ae\.test_mse +\| [\d.]+ +\| [\d.]+ +\| -?[\d.]+", comment)  # dvc metrics diff
-    assert re.search(r"\| params\.yaml +\| latent +\| 16 +\| 32 +\|", comment)  # dvc params diff
-    assert "![Reconstructions](reports/evaluate/reconstructions.png)" in comment
 
 
 def test_an_experiment_shows_its_params_and_metrics(pipeline_copy):

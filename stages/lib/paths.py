@@ -18,6 +18,7 @@ METRICS = REPORTS / "metrics.json"
 REPORT = REPORTS / "report.md"
 BENCHMARK = REPORTS / "benchmark.json"
 BENCHMARK_FIGURE = REPORTS / "benchmark" / "rate_distortion.png"
+NOISE = REPORTS / "noise.json"  # written by `python -m stages.tools.noise`, committed
 
 MODEL_NAMES = ("ae", "aux")
 CACHED_REPORTS = ("architecture.txt", "analogies.json")  # reports kept in the DVC cache, not in Git

@@ -1,0 +1,91 @@
+"""noise: how far the metrics move between runs that differ only in training's luck.
+
+    python -m stages.tools.noise --seeds 1 2 3          # retrains both models once per seed
+    python -m stages.tools.noise --seeds 1 --other-run metrics.json   # add a run made on another machine
+
+On the workspace's data (data/prepared and data/augmented as `dvc repro` left them) and params,
+each seed retrains train_ae and train_aux and re-runs compose and evaluate, as the stages do, in
+a scratch copy: the split and the augmented copies stay the same, only the weights' start, the
+batch order and the per-batch augmentation change. A run of the same commit on another CPU
+differs the same way, since its last bits diverge and training amplifies them (docs/
+reproducibility.md); `--other-run` adds such a run's reports/metrics.json. Writes
+reports/noise.json: per metric, the values of the committed run and of each other run, and their
+spread (max - min), with the date, commit and machine. Commit it: the PR comment calls a change
+within noise when it is no larger than that spread.
+"""
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from stages.lib.config import PipelineError, load_params, run_stage
+from stages.lib.files import read_json, write_json
+from stages.lib.paths import AUGMENTED, METRICS, NOISE, PARAMS, PREPARED
+from stages.lib.provenance import provenance
+
+STAGES = (("stages.train", "ae"), ("stages.train", "aux"), ("stages.compose",), ("stages.evaluate",))
+
+
+def leaves(tree: dict, prefix: str = "") -> dict[str, float]:
+    """Every number of a metrics tree, by its dotted name."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(leaves(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def run_with_seed(seed: int) -> dict:
+    """train_ae, train_aux, compose and evaluate with `seed`, on the workspace's data, in a scratch copy."""
+    with tempfile.TemporaryDirectory(prefix="noise-") as scratch:
+        scratch = Path(scratch)
+        for data in (PREPARED, AUGMENTED):
+            shutil.copytree(data, scratch / data)
+        raw = yaml.safe_load(PARAMS.read_text())
+        raw["seed"] = seed
+        (scratch / PARAMS).write_text(yaml.safe_dump(raw, sort_keys=False))
+        for stage in STAGES:
+            result = subprocess.run([sys.executable, "-m", *stage], cwd=scratch, stderr=subprocess.PIPE, text=True)
+            if result.returncode:
+                raise PipelineError(f"seed {seed}: python -m {' '.join(stage)} failed: {result.stderr.strip().splitlines()[-1]}")
+        return read_json(scratch / METRICS)
+
+
+def spreads(runs: list[dict]) -> dict:
+    values = [leaves(run["metrics"]) for run in runs]
+    shared = sorted(set.intersection(*(set(v) for v in values)))
+    return {key: {"values": [v[key] for v in values], "spread": max(v[key] for v in values) - min(v[key] for v in values)}
+            for key in shared}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds besides params.yaml's")
+    parser.add_argument("--other-run", type=Path, action="append", default=[], metavar="METRICS_JSON",
+                        help="reports/metrics.json of this commit reproduced on another machine")
+    args = parser.parse_args()
+    params = load_params()
+    if params.seed in args.seeds or len(set(args.seeds)) < len(args.seeds) or min(args.seeds) < 0:
+        raise PipelineError(f"--seeds {' '.join(map(str, args.seeds))}: give distinct non-negative seeds other than params.yaml's {params.seed}")
+    runs = [{"run": f"committed (seed {params.seed})", "metrics": read_json(METRICS)}]
+    runs += [{"run": f"other machine: {path}", "metrics": read_json(path)} for path in args.other_run]
+    for seed in args.seeds:
+        print(f"noise: training with seed {seed}")
+        runs.append({"run": f"seed {seed}", "metrics": run_with_seed(seed)})
+    command = "python -m stages.tools.noise " + " ".join(sys.argv[1:])
+    write_json(NOISE, {**provenance(), "command": command, "runs": [run["run"] for run in runs], "metrics": spreads(runs)})
+    for key in ("ae.test_mse", "aux.test_accuracy", "compose.ae.family_mean.beats_pixel"):
+        entry = read_json(NOISE)["metrics"].get(key)
+        if entry:
+            print(f"noise: {key} spread {entry['spread']:.4g} over {len(runs)} runs")
+
+
+if __name__ == "__main__":
+    run_stage(main)
