@@ -1,13 +1,16 @@
 """augment: expand each prepared split to its target size with seeded torchvision v2 transforms.
 
 The originals are kept; each augmented copy is made from an image of the same split, cycling
-through them so every original gets about the same number of copies. Writes
+through them so every original gets about the same number of copies. With `augment.adversarial`,
+that share of the train split's copies is then perturbed against an autoencoder (adversarial
+examples, the assignment's alternative to augmentation). Writes
 data/augmented/{train,val,test}.parquet and reports/augment/samples.png.
 """
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import v2
 
@@ -15,7 +18,11 @@ from stages.lib.config import PipelineError, load_params, run_stage
 from stages.lib.data import SPLITS, png_bytes, split_images
 from stages.lib.figures import save_grid
 from stages.lib.files import read_split, write_split
+from stages.lib.model import Autoencoder
 from stages.lib.paths import AUGMENT_SAMPLES, AUGMENTED, PREPARED, split_file
+
+# The autoencoder that adversarial copies are made against: small, trained on the split's originals.
+PROXY = {"channels": [16, 32, 64], "latent": 128, "lr": 0.003, "epochs": 30, "steps": 5}
 
 
 def emoji_transforms(aug, channels: int, size: int) -> tuple[v2.Transform, v2.Transform]:
@@ -47,6 +54,50 @@ def augment_split(images: torch.Tensor, target: int, aug, seed: int) -> torch.Te
     return torch.cat([images, torch.stack(copies)]) if copies else images
 
 
+def adversarial(copies: torch.Tensor, originals: torch.Tensor, share: float, epsilon: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded `share` of the copies perturbed against an autoencoder: a small one (PROXY) trained
+    on the split's originals, whose reconstruction error projected gradient ascent raises within
+    +/- epsilon per pixel. Stored as 8-bit images like the other copies; which are adversarial
+    comes back as a mask."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(len(copies), generator=generator)[: round(share * len(copies))]
+    torch.manual_seed(seed)
+    proxy = Autoencoder(copies.shape[-1], PROXY["channels"], PROXY["latent"], copies.shape[1])
+    x = originals.float() / 255
+    optimizer = torch.optim.Adam(proxy.parameters(), lr=PROXY["lr"])
+    for _ in range(PROXY["epochs"]):
+        for index in torch.randperm(len(x), generator=generator).split(32):
+            loss = F.mse_loss(proxy(x[index])[0], x[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    proxy.eval()
+    clean = copies[chosen].float() / 255
+    delta = torch.zeros_like(clean, requires_grad=True)
+    for _ in range(PROXY["steps"]):
+        perturbed = (clean + delta).clamp(0, 1)
+        (grad,) = torch.autograd.grad(F.mse_loss(proxy(perturbed)[0], perturbed), delta)
+        delta = (delta + epsilon / 2 * grad.sign()).clamp(-epsilon, epsilon).detach().requires_grad_(True)
+    attacked = copies.clone()
+    attacked[chosen] = ((clean + delta.detach()).clamp(0, 1) * 255).round().to(torch.uint8)
+    mask = torch.zeros(len(copies), dtype=torch.bool)
+    mask[chosen] = True
+    return attacked, mask
+
+
+def expand(split: str, frame: pd.DataFrame, aug, seed: int) -> tuple[torch.Tensor, pd.DataFrame]:
+    """A split's originals and their copies (adversarial ones in the train split when asked), and
+    the metadata rows that go with them."""
+    originals = split_images(frame)
+    target = getattr(aug.targets, split)
+    expanded = augment_split(originals, target, aug, seed)
+    attacked = torch.zeros(target, dtype=torch.bool)
+    if split == "train" and aug.adversarial and target > len(frame):
+        expanded[len(frame):], attacked[len(frame):] = adversarial(expanded[len(frame):], originals, aug.adversarial, aug.epsilon, seed)
+    meta = frame.drop(columns="image").iloc[np.arange(target) % len(frame)]
+    return expanded, pd.DataFrame(meta.assign(augmented=np.arange(target) >= len(frame), adversarial=attacked.numpy()))
+
+
 def main():
     params = load_params()
     aug = params.augment
@@ -60,14 +111,11 @@ def main():
             )
     previews = []
     for index, (split, frame) in enumerate(frames.items()):
-        target = getattr(aug.targets, split)
-        expanded = augment_split(split_images(frame), target, aug, params.seed + index)
-        source = np.arange(target) % len(frame)
-        meta = frame.drop(columns="image").iloc[source].assign(augmented=np.arange(target) >= len(frame))
+        expanded, meta = expand(split, frame, aug, params.seed + index)
         images = [png_bytes(Image.fromarray(x.permute(1, 2, 0).numpy())) for x in expanded]
-        write_split(split_file(AUGMENTED, split), images, pd.DataFrame(meta))
+        write_split(split_file(AUGMENTED, split), images, meta)
         previews.append((split, expanded, len(frame)))
-        print(f"augment: {split} {len(frame)} -> {target}")
+        print(f"augment: {split} {len(frame)} -> {len(expanded)} ({int(meta['adversarial'].sum())} adversarial)")
 
     # Preview: one original and the copies made from it, per split.
     rows, titles = [], []

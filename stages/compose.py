@@ -1,14 +1,14 @@
 """compose: add attributes to emoji by arithmetic on latent vectors, and score it.
 
 1. Recipes from params ("nerd face - smiling face with open mouth + face with stuck out
-   tongue"); a term is an emoji's text or a concept: the mean latent of a list of emoji.
+   tongue"); a term is an emoji's name or a concept: the mean latent of a list of emoji.
 2. An alpha strip (base + alpha * attribute) and a slerp strip between two emoji.
-3. A ground-truth analogy benchmark built from the names themselves: when deleting the
-   same words turns several names into other names ("crying cat face" -> "crying face",
-   "weary cat face" -> "weary face"), each pair predicts the others:
-   z(crying cat face) - z(crying face) + z(weary face) should decode to "weary cat face".
-   Composites are scored by MSE to the true image against copying the third input and
-   against the same arithmetic on pixels, and by nearest-neighbour retrieval of the target.
+3. Analogies with a known answer (stages/lib/analogies.py): name families within each set, and
+   the same emoji drawn by two sets (the prepared originals and data/extra/styles.parquet).
+   Composites are scored by MSE to the true image, against pixel arithmetic and copying the
+   third input, by retrieval of the target among every latent, and by the arithmetic gap (their
+   MSE over the model's own reconstruction of the target), per split of the target: the test
+   split's are the held-out set.
 
 Both trained models compose, so the report can say whether the classifier's shaping of the
 latent helps. Writes reports/compose/ (figures, metrics.json, analogies.json).
@@ -22,14 +22,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stages.lib import analogies as A
 from stages.lib.config import PipelineError, load_params, run_stage
 from stages.lib.data import SPLITS, split_tensors
 from stages.lib.figures import save_grid
-from stages.lib.files import broken, load_torch, read_split, short_reason, write_json
-from stages.lib.model import decode_all, load_model
-from stages.lib.paths import COMPOSE, MODEL_NAMES, PREPARED, latents_file, model_file, split_file
+from stages.lib.files import read_split, write_json
+from stages.lib.model import decode_all, encode_all, load_model
+from stages.lib.paths import COMPOSE, EXTRA, MODEL_NAMES, PREPARED, model_file, split_file
 
-METHODS = ("single", "family_mean")  # latent arithmetic with one exemplar pair, or all pairs
+SINGLE_PER_TARGET = 3  # single-pair analogies scored per target and family: every pair of pairs would be tens of thousands
 
 
 def parse_recipe(recipe: str) -> list[tuple[float, str]]:
@@ -53,40 +54,6 @@ def check_names(names: list[str], known: list[str], where: str) -> None:
             raise PipelineError(f"{where} names '{name}', which is not in the prepared data ({hint})")
 
 
-def analogy_families(names: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """Families of (with, without) name pairs that differ by the same 1-3 deleted words."""
-    known = set(names)
-    families: dict[str, list[tuple[str, str]]] = {}
-    for name in names:
-        words = name.split()
-        for length in (1, 2, 3):
-            for start in range(len(words) - length + 1):
-                rest = " ".join(words[:start] + words[start + length :])
-                if rest in known and rest != name:
-                    families.setdefault(" ".join(words[start : start + length]), []).append((name, rest))
-    return {k: sorted(v) for k, v in sorted(families.items()) if len(v) >= 2}
-
-
-def analogies(families) -> list[dict]:
-    """Every ordered pair of pairs in a family: a1 - b1 + b2 should give a2 (never an input)."""
-    out = []
-    for family, pairs in families.items():
-        for a1, b1 in pairs:
-            for a2, b2 in pairs:
-                if (a1, b1) != (a2, b2) and a2 not in (a1, b1, b2):
-                    others = [(a, b) for a, b in pairs if (a, b) != (a2, b2)]
-                    out.append({"family": family, "a": a1, "b": b1, "c": b2, "target": a2, "pairs": others})
-    return out
-
-
-def arithmetic(table, item, method):
-    """The analogy's prediction for the target, in whatever space `table` maps names into."""
-    if method == "single":
-        return table[item["a"]] - table[item["b"]] + table[item["c"]]
-    shift = torch.stack([table[a] - table[b] for a, b in item["pairs"]]).mean(0)
-    return table[item["c"]] + shift
-
-
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
     # The angle's trigonometry in Python floats: torch's vectorised arccos and sin round
     # differently from one CPU vendor to another.
@@ -96,75 +63,60 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
     return (math.sin((1 - t) * omega) * z0 + math.sin(t * omega) * z1) / math.sin(omega)
 
 
-def score_analogies(model, items, latents, pixels, names) -> tuple[dict, list[dict], dict]:
-    """Composite MSE to the true target per method and baseline, and latent retrieval ranks."""
-    all_z = torch.stack([latents[n] for n in names])
-    rows, composites = [], {}
-    for item in items:
-        target = pixels[item["target"]]
-        row = {k: item[k] for k in ("family", "a", "b", "c", "target")}
-        row["copy_mse"] = F.mse_loss(pixels[item["c"]], target).item()
-        for method in METHODS:
-            z = arithmetic(latents, item, method)
-            image = decode_all(model, z[None])[0]
-            composites[(item["target"], item["a"], method)] = image
-            row[f"{method}_mse"] = F.mse_loss(image, target).item()
-            pixel_guess = arithmetic(pixels, item, method).clamp(0, 1)
-            row[f"pixel_{method}_mse"] = F.mse_loss(pixel_guess, target).item()
-            distances = torch.cdist(z[None], all_z)[0]
-            for excluded in (item["a"], item["b"], item["c"]):
-                distances[names.index(excluded)] = float("inf")
-            row[f"{method}_rank"] = int((distances < distances[names.index(item["target"])]).sum()) + 1
-        rows.append(row)
-
-    summary = {}
-    for method in METHODS:
-        mse = np.array([r[f"{method}_mse"] for r in rows])
-        pixel = np.array([r[f"pixel_{method}_mse"] for r in rows])
-        copy = np.array([r["copy_mse"] for r in rows])
-        ranks = np.array([r[f"{method}_rank"] for r in rows])
-        summary[method] = {
-            "mse": float(mse.mean()),
-            "pixel_mse": float(pixel.mean()),
-            "beats_pixel": float((mse < pixel).mean()),
-            "beats_copy": float((mse < copy).mean()),
-            "top1": float((ranks <= 1).mean()),
-            "top5": float((ranks <= 5).mean()),
-        }
-    summary["copy_mse"] = float(np.mean([r["copy_mse"] for r in rows]))
-    best = min(METHODS, key=lambda m: summary[m]["mse"])
-    summary["best_method"] = best
-    return summary, rows, composites
-
-
 def concept_vector(term: str, latents, concepts) -> torch.Tensor:
     members = concepts.get(term, [term])
     return torch.stack([latents[n] for n in members]).mean(0)
 
 
-def one_record_per_name(frames: dict, sources: list[str]) -> dict[str, tuple[str, int]]:
-    """Each emoji name's (split, row) among the prepared originals: where several sources show
-    the same name, the record of the source listed first in data.source."""
-    chosen, rank = {}, {source: i for i, source in enumerate(sources)}
+def drawings(frame, splits) -> tuple[dict, dict]:
+    """{(source, name): image} and {(source, name): split} of a split file's records."""
+    keys = list(zip(frame["source"], frame["text"]))
+    return dict(zip(keys, split_tensors(frame))), dict(zip(keys, splits))
+
+
+def pool_of(sources: list[str]) -> tuple[dict, dict, dict]:
+    """Every original drawing of the subset, keyed (source, name), the split of each, and the key
+    that stands for each name (the record of the source listed first in data.source)."""
+    pixels, split_of = {}, {}
     for split in SPLITS:
-        for row, (text, source) in enumerate(zip(frames[split]["text"], frames[split]["source"])):
-            if text not in chosen or rank.get(source, len(rank)) < chosen[text][0]:
-                chosen[text] = (rank.get(source, len(rank)), split, row)
-    return {text: (split, row) for text, (_, split, row) in chosen.items()}
+        frame = read_split(split_file(PREPARED, split))
+        images, where = drawings(frame, [split] * len(frame))
+        pixels, split_of = {**images, **pixels}, {**where, **split_of}
+    rank = {source: i for i, source in enumerate(sources)}
+    named = {}
+    for source, name in sorted(pixels, key=lambda key: rank.get(key[0], len(rank))):
+        named.setdefault(name, (source, name))
+    return pixels, split_of, named
 
 
-def original_latents(name: str, frames: dict, chosen: dict) -> dict[str, torch.Tensor]:
-    """The encoder's latent of each chosen original image (not its augmented copies). The train
-    stage saves originals first in each split, in data/prepared's order."""
-    path = latents_file(name)
-    saved = load_torch(path)
-    try:
-        originals = {split: saved[split]["z"][~saved[split]["augmented"]] for split in SPLITS}
-    except (KeyError, TypeError, IndexError) as e:
-        raise broken(path, f"not a latents file: {short_reason(e)}") from None
-    if any(len(originals[split]) != len(frames[split]) for split in SPLITS):
-        raise broken(path, f"its latents do not match {PREPARED}")
-    return {text: originals[split][row] for text, (split, row) in chosen.items()}
+def with_styles(pixels: dict, split_of: dict) -> tuple[dict, dict]:
+    """The pool with the other sets' drawings of the same emoji (data/extra/styles.parquet)."""
+    frame = read_split(EXTRA / "styles.parquet")
+    images, where = drawings(frame, frame["split"])
+    return {**images, **pixels}, {**where, **split_of}
+
+
+def analogy_items(pixels: dict, split_of: dict) -> tuple[list, list]:
+    """The family-mean analogies (one per family and target) and the single-pair ones (up to
+    SINGLE_PER_TARGET per family and target)."""
+    found = A.families(pixels)
+    return A.analogies(found, split_of, per_target=1), A.analogies(found, split_of, per_target=SINGLE_PER_TARGET)
+
+
+def score_model(model, pixels: dict, family_items: list, single_items: list) -> tuple[dict, list, dict]:
+    """Every analogy scored with this model's latents; the summary per split, the rows, and the latents."""
+    keys = list(pixels)
+    images = torch.stack([pixels[k] for k in keys])
+    z = encode_all(model, images)
+    latents = dict(zip(keys, z))
+    recon = decode_all(model, z)
+    recon_mse = {k: F.mse_loss(r, pixels[k]).item() for k, r in zip(keys, recon)}
+    decode = lambda batch: decode_all(model, batch)  # noqa: E731
+    rows = []
+    for method, items in (("family_mean", family_items), ("single", single_items)):
+        for start in range(0, len(items), 512):  # chunks, so composites never fill memory
+            rows += A.score(items[start : start + 512], method, decode, latents, pixels, recon_mse)
+    return A.summary_by_split(rows), rows, latents
 
 
 def check_compose_params(cfg, names: list[str]) -> list[list[tuple[float, str]]]:
@@ -208,43 +160,53 @@ def draw_strips(name, model, cfg, latents, pixels) -> None:
               title=f"{name}: slerp from {cfg.slerp[0]} to {cfg.slerp[1]}", cell=1.2)
 
 
-def draw_analogies(name, items, composites, best, pixels) -> None:
-    """The first analogy of each target, up to ten: inputs, composite, target, pixel arithmetic."""
-    shown = list({i["target"]: i for i in reversed(items)}.values())[::-1][:10]
-    grid = [[pixels[i["a"]], pixels[i["b"]], pixels[i["c"]], composites[(i["target"], i["a"], best)],
-             pixels[i["target"]], arithmetic(pixels, i, best).clamp(0, 1)] for i in shown]
-    save_grid(COMPOSE / name / "analogies.png", grid, row_titles=[f"{i['target']}" for i in shown],
-              col_titles=["a", "- b", "+ c", f"= composite ({best})", "true target", "pixel arithmetic"],
-              title=f"{name}: analogies a - b + c scored against the true emoji", cell=1.2)
+def draw_analogies(name: str, model, rows: list[dict], latents: dict, pixels: dict, family_items: list) -> None:
+    """Held-out analogies (test targets), family mean: up to six of each kind, with the composite
+    beside the true target and pixel arithmetic."""
+    items = {(i["family"], tuple(i["target"])): i for i in family_items}
+    shown = []
+    for kind in ("name", "style"):
+        chosen = [r for r in rows if r["method"] == "family_mean" and r["split"] == "test" and r["kind"] == kind]
+        shown += [items[(r["family"], tuple(r["target"]))] for r in chosen[:: max(1, len(chosen) // 6)][:6]]
+    if not shown:
+        return
+    composites = decode_all(model, torch.stack([A.arithmetic(latents, i, "family_mean") for i in shown]))
+    grid = [[pixels[i["a"]], pixels[i["b"]], pixels[i["c"]], image, pixels[i["target"]],
+             A.arithmetic(pixels, i, "family_mean").clamp(0, 1)] for i, image in zip(shown, composites)]
+    save_grid(COMPOSE / name / "analogies.png", grid, row_titles=[f"{i['family']}: {i['target'][1]}" for i in shown],
+              col_titles=["a (one pair shown)", "- b", "+ c", "= composite (family mean)", "true target", "pixel arithmetic"],
+              title=f"{name}: held-out analogies (test targets) against the true emoji", cell=1.2)
 
 
 def main():
     params = load_params()
     cfg = params.compose
-    # One original image and latent per emoji name; every input is read before anything is written.
-    frames = {s: read_split(split_file(PREPARED, s)) for s in SPLITS}
-    chosen = one_record_per_name(frames, params.data.sources)
-    images = {s: split_tensors(frames[s]) for s in SPLITS}
-    pixels = {text: images[split][row] for text, (split, row) in chosen.items()}
-    names = sorted(pixels)
-    recipes = check_compose_params(cfg, names)
-    models = {name: (load_model(model_file(name)), original_latents(name, frames, chosen)) for name in MODEL_NAMES}
+    # Every input is read and every name checked before anything is written.
+    pixels, split_of, named = pool_of(params.data.sources)
+    recipes = check_compose_params(cfg, sorted(named))
+    pixels, split_of = with_styles(pixels, split_of)
+    models = {name: load_model(model_file(name)) for name in MODEL_NAMES}
+    family_items, single_items = analogy_items(pixels, split_of)
 
-    items = analogies(analogy_families(names))
-    metrics = {"n_analogies": len(items), "n_families": len({i["family"] for i in items})}
+    metrics = {"n_families": len({i["family"] for i in family_items}),
+               "n_analogies": {split: {kind: sum(i["split"] == split and i["kind"] == kind for i in family_items) for kind in ("name", "style")}
+                               for split in SPLITS}}
     per_analogy = {}
-    for name, (model, latents) in models.items():
-        draw_recipes(name, model, cfg, recipes, latents, pixels)
-        draw_strips(name, model, cfg, latents, pixels)
-        metrics[name], per_analogy[name], composites = score_analogies(model, items, latents, pixels, names)
-        draw_analogies(name, items, composites, metrics[name]["best_method"], pixels)
+    for name, model in models.items():
+        metrics[name], rows, latents = score_model(model, pixels, family_items, single_items)
+        per_analogy[name] = rows
+        by_name = {text: latents[key] for text, key in named.items()}
+        images = {text: pixels[key] for text, key in named.items()}
+        draw_recipes(name, model, cfg, recipes, by_name, images)
+        draw_strips(name, model, cfg, by_name, images)
+        draw_analogies(name, model, rows, latents, pixels, family_items)
 
     write_json(COMPOSE / "metrics.json", metrics)
     write_json(COMPOSE / "analogies.json", per_analogy, indent=1)
     for name in MODEL_NAMES:
-        m = metrics[name][metrics[name]["best_method"]]
-        print(f"compose[{name}]: {len(items)} analogies, {metrics[name]['best_method']}: mse {m['mse']:.4f}, "
-              f"beats pixel {m['beats_pixel']:.0%}, beats copy {m['beats_copy']:.0%}, top-5 {m['top5']:.0%}")
+        held_out = metrics[name]["test"]["family_mean"]
+        print(f"compose[{name}]: {held_out['n']} held-out analogies (test targets), family mean: beats pixel "
+              f"{held_out['beats_pixel']:.0%}, top-5 {held_out['top5']:.0%}, arithmetic gap {held_out['gap']:.2f}")
 
 
 if __name__ == "__main__":

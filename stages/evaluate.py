@@ -7,9 +7,6 @@ compose scores under `compose`) and reports/evaluate/ (reconstructions, confusio
 learning curves). The report stage turns them into reports/report.md.
 """
 
-import math
-import statistics
-
 import numpy as np
 import pandas as pd
 import torch
@@ -18,29 +15,22 @@ from stages.lib.config import load_params, run_stage
 from stages.lib.data import split_tensors
 from stages.lib.figures import save_curves, save_grid
 from stages.lib.files import missing, read_json, read_split, read_tsv, write_json
-from stages.lib.metrics import confusion_records
+from stages.lib.metrics import confusion_records, reconstruction_scores
 from stages.lib.model import class_probabilities, decode_all, encode_all, load_model
 from stages.lib.paths import AUGMENTED, COMPOSE, EVALUATE, METRICS, MODEL_NAMES, model_file, split_file, train_reports
 
 CURVES = {"ae": ("train/mse", "val/mse"), "aux": ("train/mse", "val/mse", "train/acc", "val/acc")}  # what the figure draws
 
 
-def score(model, x: torch.Tensor, labels: np.ndarray, class_names: list[str], refine) -> tuple[dict, torch.Tensor, np.ndarray | None]:
-    """Test metrics of one model. The headline MSE decodes the refined latent; the encoder's
-    single pass is kept beside it, so the refinement's share of the result is visible."""
-    z = encode_all(model, x)
-    recon = decode_all(model, encode_all(model, x, refine))
-    per_image = (recon - x).pow(2).flatten(1).mean(1).numpy()
-    metrics = {
-        "test_mse": float(per_image.mean()),
-        # Python's scalar log10: NumPy's vectorised one rounds differently on AVX-512 CPUs.
-        "test_psnr": statistics.fmean(10 * math.log10(1 / max(m, 1e-10)) for m in per_image.tolist()),
-        "test_mse_encoder_only": float((decode_all(model, z) - x).pow(2).mean()),
-        "test_mse_per_class": {name: float(per_image[labels == k].mean()) for k, name in enumerate(class_names)},
-    }
+def score(model, x, labels: np.ndarray, class_names: list[str], refine, val: torch.Tensor) -> tuple[dict, dict, np.ndarray | None]:
+    """Test metrics of one model (the headline MSE decodes the refined latent; the encoder's
+    single pass is kept beside it), its one-pass validation MSE, and the classifier's accuracy."""
+    metrics, recon, per_image = reconstruction_scores(model, x, refine)
+    metrics["test_mse_per_class"] = {name: float(per_image[labels == k].mean()) for k, name in enumerate(class_names)}
+    metrics["val_mse_one_pass"] = float((decode_all(model, encode_all(model, val)) - val).pow(2).mean())
     predicted = None
     if model.classifier is not None:
-        predicted = class_probabilities(model, x, z).argmax(1).numpy()
+        predicted = class_probabilities(model, x).argmax(1).numpy()
         metrics["test_accuracy"] = float((predicted == labels).mean())
     return metrics, recon, predicted
 
@@ -55,11 +45,16 @@ def learning_curves(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def draw_reconstructions(test: pd.DataFrame, x: torch.Tensor, recons: dict, metrics: dict) -> None:
-    """Originals above their reconstructions: the first unaugmented test images."""
+    """Originals above their reconstructions, refined and in one pass, and the reference's:
+    the first unaugmented test images."""
     shown = np.flatnonzero(~test["augmented"].to_numpy())[:10]
-    save_grid(EVALUATE / "reconstructions.png", [[x[i] for i in shown], *[[recons[m][i] for i in shown] for m in MODEL_NAMES]],
-              row_titles=["original", *[f"{m} ({metrics[m]['test_mse']:.4f})" for m in MODEL_NAMES]],
-              col_titles=[test["text"].iloc[i] for i in shown], title="Test images and their reconstructions (test MSE)")
+    rows, titles = [[x[i] for i in shown]], ["original"]
+    for name, how, key in (("ae", "refined", "test_mse"), ("ae", "one pass", "test_mse_one_pass"), ("aux", "refined", "test_mse"),
+                           ("reference", "one pass", "test_mse_one_pass")):
+        rows.append([recons[name][how][i] for i in shown])
+        titles.append(f"{name}, {how} ({metrics[name][key]:.4f})")
+    save_grid(EVALUATE / "reconstructions.png", rows, row_titles=titles, col_titles=[test["text"].iloc[i] for i in shown],
+              title="Test images and their reconstructions (test MSE)")
 
 
 def draw_learning_curves(curves: dict) -> None:
@@ -78,14 +73,20 @@ def main():
 
     # Every input is read before anything is written.
     models = {name: load_model(model_file(name)) for name in MODEL_NAMES}
+    reference = load_model(model_file("reference"))
+    val = split_tensors(read_split(split_file(AUGMENTED, "val")))
     compose, curves = read_json(COMPOSE / "metrics.json"), {name: learning_curves(name) for name in MODEL_NAMES}
     for name, keys in CURVES.items():
         for key in sorted(set(keys) - set(curves[name])):
             raise missing(train_reports(name) / "plots" / "metrics" / f"{key}.tsv")
     metrics, recons, predictions = {}, {}, {}
     for name, model in models.items():
-        metrics[name], recons[name], predictions[name] = score(model, x, labels, class_names, params.refine)
+        metrics[name], recons[name], predictions[name] = score(model, x, labels, class_names, params.refine, val)
     metrics["aux"]["mse_vs_ae"] = metrics["aux"]["test_mse"] / metrics["ae"]["test_mse"]
+    metrics["reference"], recons["reference"], _ = reconstruction_scores(reference, x, params.refine)
+    metrics["reference"]["val_mse_one_pass"] = float((decode_all(reference, encode_all(reference, val)) - val).pow(2).mean())
+    for name in MODEL_NAMES:  # the reconstruction target: ours, one pass, against the reference's, one pass
+        metrics[name]["one_pass_vs_reference"] = metrics[name]["test_mse_one_pass"] / metrics["reference"]["test_mse_one_pass"]
     metrics["compose"] = compose
     write_json(METRICS, metrics)
     write_json(EVALUATE / "confusion.json", confusion_records(labels, predictions["aux"], test["text"], class_names), indent=1)

@@ -16,10 +16,19 @@ from torchinfo import summary
 
 from stages.lib.config import PipelineError, load_params, run_stage
 from stages.lib.data import SPLITS, images_and_labels
-from stages.lib.files import read_split, save_torch, write_text
-from stages.lib.model import build_autoencoder, device, encode_all, save_model
+from stages.lib.files import broken, read_split, save_torch, write_text
+from stages.lib.model import build_autoencoder, device, encode_all, load_model, save_model
 from stages.lib.paths import AUGMENTED, MODEL_NAMES, latents_file, model_file, split_file, train_reports
 from stages.lib.training import fit, seed_everything
+
+
+def start_from_pretrained(model) -> None:
+    """The pretrain stage's weights: every layer but the aux classifier, which starts fresh."""
+    pretrained = load_model(model_file("pretrained"))
+    shared = ("size", "channels", "latent", "in_channels", "grid", "decoder_dropout", "residual_levels")
+    if any(pretrained.config[key] != model.config[key] for key in shared):
+        raise broken(model_file("pretrained"), "it was pretrained for another model or latent")
+    model.load_state_dict(pretrained.state_dict(), strict=False)
 
 
 def main():
@@ -33,6 +42,7 @@ def main():
     tensors = {split: images_and_labels(f) for split, f in frames.items()}
     images = tensors["train"][0]
     model = build_autoencoder(params, images.shape[-1], images.shape[1], classifier=name == "aux")
+    start_from_pretrained(model)
 
     table = summary(model, input_size=(1, *images.shape[1:]), device=device(), verbose=0,
                     col_names=("output_size", "num_params"), depth=3)

@@ -74,13 +74,16 @@ def default_params() -> dict:
 
 
 def tiny_params(**data_overrides) -> dict:
-    """Defaults shrunk to seconds: 16 px, two stride-2 blocks, two epochs."""
+    """Defaults shrunk to seconds: 16 px, two stride-2 blocks, a few epochs."""
     params = default_params()
     params["latent"] = 16
     params["data"].update(size=16, **data_overrides)
     params["augment"]["targets"] = {"train": 100, "val": 40, "test": 40}
-    params["model"]["channels"] = [8, 16]
+    params["model"].update(channels=[8, 16], grid=2)
+    params["pretrain"]["epochs"] = 1
     params["train"].update(epochs=2, batch_size=16)
+    params["reference"]["epochs"] = 2
+    params["benchmark"]["latents"] = [16, 32]
     return params
 
 

@@ -1,123 +1,59 @@
+"""The benchmark as a DVC pipeline of its own: cells through the experiment queue, then collected
+from the run-cache by `dvc repro benchmark/dvc.yaml`."""
+
 import json
-import os
 import subprocess
 import sys
+import time
 
 import pytest
+import yaml
 
-from stages import KERNEL_PINS, augment, prepare
-from stages.tools import benchmark
-from tests.conftest import synthetic_params, write_params
+from tests.conftest import REPO, dvc, venv_env
 
-
-def test_reference_matches_the_assignment_shape():
-    model = benchmark.Reference(latent_channels=8)
-    x = __import__("torch").rand(2, 3, 64, 64)
-    assert model.encoder(x).shape == (2, 8, 4, 4) and model(x)[0].shape == x.shape
-    assert model.encode(x).shape == (2, 128) and model.decode(model.encode(x)).shape == x.shape
+pytestmark = pytest.mark.e2e
 
 
-def run_benchmark(*argv):
-    """As a user runs it: a process of its own, which lifts the kernel pins before torch's first kernel."""
-    subprocess.run([sys.executable, "-m", "stages.tools.benchmark", *argv], check=True, capture_output=True)
+def test_the_benchmark_matrix_follows_params_and_is_not_part_of_the_default_pipeline():
+    spec = yaml.safe_load((REPO / "benchmark/dvc.yaml").read_text())
+    assert spec["vars"] == ["../params.yaml:benchmark"] and spec["stages"]["cell"]["matrix"]["latent"] == "${benchmark.latents}"
+    default = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    outs = {out if isinstance(out, str) else next(iter(out)) for stage in default["stages"].values()
+            for key in ("outs", "metrics", "plots") for out in stage.get(key, [])}
+    deps = {dep for stage in default["stages"].values() for dep in stage.get("deps", [])}
+    assert not any(dep.startswith(("reports/benchmark", "benchmark/")) for dep in deps)  # `dvc repro` never runs it
+    assert not any(out.startswith("benchmark/") for out in outs)
 
 
-def test_benchmark_writes_both_models_per_budget_and_the_aux_comparison(workdir, valhalla_parquet):
-    write_params(workdir, synthetic_params(valhalla_parquet))
-    prepare.main()
-    augment.main()
-    run_benchmark("--budgets", "16", "32", "--reference-epochs", "1")
-    result = json.loads((workdir / "reports/benchmark.json").read_text())
-    # Measured unpinned, with the kernels torch picks on this CPU by itself, and denormals flushed.
-    unpinned = {k: v for k, v in os.environ.items() if k not in KERNEL_PINS}
-    probe = "import torch; torch.ones(4).sum(); print(torch.backends.cpu.get_cpu_capability())"
-    own_choice = subprocess.run([sys.executable, "-c", probe], env=unpinned, capture_output=True, text=True, check=True).stdout.strip()
-    assert result["cpu_capability"] == own_choice and result["denormals_flushed"] is True
-    # The settings as they ran: the warped one in bfloat16 only where this CPU has it in hardware.
-    probe = "from stages.tools import benchmark; import json; benchmark.measure_at_full_speed(); print(json.dumps(benchmark.settings_here()))"
-    assert result["settings"] == json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
-    assert [row["latent"] for row in result["budgets"]] == [16, 32]
-    for row in result["budgets"]:
-        assert row["ratio"] == row["project_refined_test_mse"] / row["reference_one_pass_test_mse"]
-        assert row["ratio_both_refined"] == row["project_refined_test_mse"] / row["reference_refined_test_mse"]
-        assert row["reference_images_per_s"] > 0 and row["project_params"] > 0
-        by_setting = row["project_refined_val_mse_by_setting"]
-        assert set(by_setting) == set(benchmark.SETTINGS) and len(set(by_setting.values())) == len(by_setting)  # each trained, differently
-        assert by_setting[row["project_setting"]] == min(by_setting.values())
-        assert row["project_epochs"] == 2 * benchmark.SETTINGS[row["project_setting"]].get("epoch_factor", 1)  # params: 2
-        assert abs(row["project_refined_val_mse"] - min(by_setting.values())) < 1e-6  # the kept model
-    aux, default = result["aux"], result["budgets"][0]  # the synthetic params' latent is 16
-    assert (aux["latent"], aux["setting"], aux["epochs"]) == (16, default["project_setting"], default["project_epochs"])
-    assert aux["ae_test_mse"] == default["project_refined_test_mse"] and 0 <= aux["aux_test_accuracy"] <= 1
-    assert aux["mse_ratio"] == aux["aux_test_mse"] / aux["ae_test_mse"]
-    assert (workdir / "reports/benchmark/rate_distortion.png").stat().st_size > 1000
+def test_cells_run_in_the_queue_and_the_pipeline_collects_them_from_the_run_cache(pipeline_copy):
+    for cell in ("reference-16", "ours-16"):
+        dvc(pipeline_copy, "exp", "run", "--queue", f"benchmark/dvc.yaml:cell@{cell}")
+    dvc(pipeline_copy, "queue", "start", "-j", "2")
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = dvc(pipeline_copy, "queue", "status")
+        if "Running" not in status and "Queued" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
 
-    # --aux-only retrains the aux model alone; with nothing changed it measures the same figures.
-    run_benchmark("--aux-only")
-    assert json.loads((workdir / "reports/benchmark.json").read_text()) == result
+    ran = dvc(pipeline_copy, "repro", "benchmark/dvc.yaml")
+    for cell in ("reference-16", "ours-16"):
+        assert f"Stage 'benchmark/dvc.yaml:cell@{cell}' is cached - skipping run" in ran, ran
+    for cell in ("reference-32", "ours-32"):
+        assert f"Running stage 'benchmark/dvc.yaml:cell@{cell}'" in ran
+    result = json.loads((pipeline_copy / "reports/benchmark.json").read_text())
+    assert [row["latent"] for row in result["rows"]] == [16, 32] and {"date", "commit", "machine"} <= set(result)
+    for row in result["rows"]:
+        assert row["ratio_one_pass"] == row["ours"]["test_mse_one_pass"] / row["reference"]["test_mse_one_pass"]
+        for model in ("reference", "ours"):
+            assert 0 < row[model]["test_ssim_one_pass"] <= 1 and row[model]["test_mse"] > 0
+    table = (pipeline_copy / "reports/benchmark.md").read_text()
+    assert "| 16 |" in table and "| 32 |" in table and (pipeline_copy / "reports/benchmark/rate_distortion.png").stat().st_size > 1000
+    assert "up to date" in dvc(pipeline_copy, "status", "benchmark/dvc.yaml")
 
 
-def test_aux_only_refuses_a_benchmark_measured_with_other_params(workdir, valhalla_parquet, monkeypatch, capsys):
-    params = synthetic_params(valhalla_parquet)
-    write_params(workdir, params)
-    monkeypatch.setattr(sys, "argv", ["benchmark", "--aux-only"])
-    prepare.main()
-    augment.main()
-    with pytest.raises(SystemExit):
-        benchmark.run_stage(benchmark.main)
-    assert "reports/benchmark.json, which does not exist: run `python -m stages.tools.benchmark` first" in capsys.readouterr().err
-
-    stale = {"params": benchmark.measured_with(benchmark.benchmarked_params()),
-             "settings": benchmark.settings_here(), "budgets": [], "aux": {}}
-    stale["params"]["train"]["lr"] *= 2
-    (workdir / "reports/benchmark.json").write_text(json.dumps(stale))
-    params["aux"]["lambda"] = 0.5  # what --aux-only is for: no complaint about it
-    write_params(workdir, params)
-    with pytest.raises(SystemExit):
-        benchmark.run_stage(benchmark.main)
-    assert "measured with other train; its autoencoder figures are stale" in capsys.readouterr().err
-    assert json.loads((workdir / "reports/benchmark.json").read_text()) == stale
-
-
-def test_aux_only_refuses_a_benchmark_measured_in_another_precision(workdir, valhalla_parquet, monkeypatch, capsys):
-    write_params(workdir, synthetic_params(valhalla_parquet))
-    prepare.main()
-    augment.main()
-    monkeypatch.setattr(benchmark, "bf16_is_native", lambda: True)  # measured on a CPU with AMX...
-    measured = {"params": benchmark.measured_with(benchmark.benchmarked_params()), "settings": benchmark.settings_here(), "budgets": [], "aux": {}}
-    (workdir / "reports/benchmark.json").write_text(json.dumps(measured))
-    monkeypatch.setattr(benchmark, "bf16_is_native", lambda: False)  # ...re-run on one without
-    monkeypatch.setattr(sys, "argv", ["benchmark", "--aux-only"])
-    with pytest.raises(SystemExit):
-        benchmark.run_stage(benchmark.main)
-    assert "measured with other SETTINGS (or bfloat16 hardware); its autoencoder figures are stale" in capsys.readouterr().err
-
-
-def test_the_warped_setting_runs_in_bfloat16_only_where_it_is_hardware(monkeypatch):
-    monkeypatch.setattr(benchmark, "bf16_is_native", lambda: True)
-    assert benchmark.settings_here() == benchmark.SETTINGS
-    assert benchmark.setting_params(benchmark.benchmarked_params(), "warped").train.precision == "bf16"
-    monkeypatch.setattr(benchmark, "bf16_is_native", lambda: False)
-    here = benchmark.settings_here()
-    assert here["warped"]["train"] == {**benchmark.SETTINGS["warped"]["train"], "precision": "fp32"}
-    assert {k: v for k, v in here.items() if k != "warped"} == {k: v for k, v in benchmark.SETTINGS.items() if k != "warped"}
-    assert benchmark.SETTINGS["warped"]["train"]["precision"] == "bf16"  # what it asks for is unchanged
-    assert benchmark.setting_params(benchmark.benchmarked_params(), "warped").train.precision == "fp32"
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--budgets", "32"], "--budgets must include latent 16 (params.yaml), where the aux model is compared"),
-    (["--budgets", "16", "18", "0"], "--budgets 18 0: the reference's latent is a 2x2xC grid at 32 px, so each budget must be a positive multiple of 4"),
-    (["--budgets", "16", "32", "16"], "--budgets 16 32 16 lists a budget twice: give each once"),
-    (["--budgets", "16", "--reference-epochs", "0"], "--reference-epochs is 0; train the reference for at least 1 epoch"),
-])
-def test_benchmark_refuses_arguments_it_cannot_measure_before_training(workdir, valhalla_parquet, monkeypatch, capsys, argv, message):
-    params = synthetic_params(valhalla_parquet)
-    params["data"]["size"] = 32
-    write_params(workdir, params)
-    monkeypatch.setattr(sys, "argv", ["benchmark", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        benchmark.run_stage(benchmark.main)
-    assert exit_info.value.code == 1
-    assert capsys.readouterr().err == f"error: {message}\n"
-    assert not (workdir / "reports").exists()
+def test_a_cell_called_wrongly_says_how_to_call_it(tiny_pipeline):
+    result = subprocess.run([sys.executable, "-m", "benchmark.cell", "ours", "abc"], cwd=tiny_pipeline, env=venv_env(),
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr == "error: usage: python -m benchmark.cell reference|ours LATENT\n"

@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from stages import augment, compose, evaluate, prepare, report, train
+from benchmark import cell
+from stages import augment, compose, evaluate, extra, prepare, pretrain, reference, report, train
 from stages.lib.config import run_stage
-from stages.tools import aux_cv, benchmark, profile_train
-from tests.conftest import REPO, synthetic_params, write_params
+from stages.tools import aux_cv, profile_train
+from tests.conftest import REPO, synthetic_params, write_params, write_valhalla_parquet
 
 
 def run_main(main, monkeypatch, argv=()):
@@ -25,14 +26,12 @@ def built(tmp_path_factory):
     work = tmp_path_factory.mktemp("built")
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.chdir(work)
-    source = work / "emoji.parquet"
-    from tests.conftest import write_valhalla_parquet
-
-    write_valhalla_parquet(source)
-    write_params(work, synthetic_params(source))
-    shutil.copy(REPO / "reports/benchmark.json", work / "benchmark.json")
-    for main, argv in ((prepare.main, ()), (augment.main, ()), (train.main, ("ae",)), (train.main, ("aux",)),
-                       (compose.main, ()), (evaluate.main, ()), (report.main, ())):
+    source = write_valhalla_parquet(work / "emoji.parquet")
+    params = synthetic_params(source)
+    params["extra"]["sources"] = [str(write_valhalla_parquet(work / "other.parquet", names=["rocket", "sun with face", "dog face"]))]
+    write_params(work, params)
+    for main, argv in ((prepare.main, ()), (augment.main, ()), (extra.main, ()), (pretrain.main, ()), (reference.main, ()),
+                       (train.main, ("ae",)), (train.main, ("aux",)), (compose.main, ()), (evaluate.main, ()), (report.main, ())):
         run_main(main, monkeypatch, argv)
     monkeypatch.undo()
     return work
@@ -56,17 +55,19 @@ CASES = [
     ("data/augmented/test.parquet", "foreign", evaluate.main, (), "dvc checkout --force data/augmented/test.parquet"),
     ("data/augmented/train.parquet", "foreign", aux_cv.main, ("--folds", "2"), "dvc repro -f augment"),
     ("data/augmented/val.parquet", "missing", profile_train.main, ("--epochs", "1"), "dvc repro augment"),
-    ("data/augmented/test.parquet", "truncated", benchmark.main, ("--budgets", "16", "--reference-epochs", "1"), "dvc repro -f augment"),
+    ("data/augmented/test.parquet", "truncated", cell.main, ("reference", "16"), "dvc repro -f augment"),
+    ("data/extra/pretrain.parquet", "foreign", pretrain.main, (), "dvc checkout --force data/extra/pretrain.parquet"),
+    ("data/extra/styles.parquet", "missing", compose.main, (), "dvc repro extra"),
+    ("models/pretrained/model.pt", "truncated", train.main, ("aux",), "dvc repro -f pretrain"),
+    ("models/reference/model.pt", "missing", evaluate.main, (), "dvc repro train_reference"),
     ("models/ae/model.pt", "truncated", compose.main, (), "dvc checkout --force models/ae/model.pt"),
     ("models/aux/model.pt", "missing", evaluate.main, (), "dvc repro train_aux"),
     ("models/ae/model.pt", "foreign", evaluate.main, (), "dvc repro -f train_ae"),
-    ("models/aux/latents.pt", "truncated", compose.main, (), "dvc checkout --force models/aux/latents.pt"),
-    ("models/ae/latents.pt", "missing", compose.main, (), "dvc repro train_ae"),
     ("reports/compose/metrics.json", "truncated", evaluate.main, (), "git checkout -- reports/compose/metrics.json"),
     ("reports/train_aux/plots/metrics/val/acc.tsv", "missing", evaluate.main, (), "dvc repro train_aux"),
     ("reports/metrics.json", "foreign", report.main, (), "dvc repro -f evaluate"),
     ("reports/train_ae/architecture.txt", "missing", report.main, (), "dvc repro train_ae"),
-    ("reports/benchmark.json", "truncated", benchmark.main, ("--aux-only",), "git checkout -- reports/benchmark.json"),
+    ("reports/extra/summary.json", "truncated", report.main, (), "git checkout -- reports/extra/summary.json"),
 ]
 
 
@@ -74,8 +75,6 @@ CASES = [
 def test_a_broken_artefact_is_one_line_naming_it_and_the_fix(built, tmp_path, monkeypatch, capsys, artefact, damage, main, argv, fix):
     work = shutil.copytree(built, tmp_path / "work")
     monkeypatch.chdir(work)
-    if artefact == "reports/benchmark.json":
-        shutil.copy(work / "benchmark.json", work / artefact)
     DAMAGE[damage](work / artefact)
     before = fingerprint(work)
     capsys.readouterr()

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from stages import compose
+from stages.lib import analogies as A
 from stages.lib.config import PipelineError
 from tests.conftest import NAMES
 
@@ -21,25 +22,61 @@ def test_unknown_names_fail_with_the_closest_names():
     assert "'nerd fac'" in message and "closest: 'nerd face'" in message and "\n" not in message
 
 
-def test_analogy_families_come_from_the_names_and_never_use_the_target():
-    families = compose.analogy_families(NAMES)
+def test_name_families_come_from_the_names():
+    families = A.name_families(NAMES)
     assert families["cat"] == sorted([
         ("cat face with tears of joy", "face with tears of joy"), ("crying cat face", "crying face"),
         ("pouting cat face", "pouting face"), ("smiling cat face with open mouth", "smiling face with open mouth"),
         ("weary cat face", "weary face")])
-    items = compose.analogies({"cat": families["cat"]})
-    assert len(items) == 5 * 4
+
+
+def pool(names, sources=("openmoji", "twemoji")):
+    return {(source, name): torch.full((3, 2, 2), float(i + 10 * j)) for j, source in enumerate(sources) for i, name in enumerate(names)}
+
+
+def test_families_hold_name_analogies_within_a_set_and_style_analogies_between_sets():
+    names = ["crying face", "crying cat face", "weary face", "weary cat face", "grinning face"]
+    found = A.families(pool(names))
+    assert found["openmoji: cat"]["kind"] == "name" and found["twemoji: cat"]["kind"] == "name"
+    assert found["openmoji -> twemoji"]["kind"] == "style"
+    assert found["openmoji -> twemoji"]["pairs"] == [(("twemoji", n), ("openmoji", n)) for n in sorted(names)]
+    assert found["twemoji -> openmoji"]["pairs"][0] == (("openmoji", "crying cat face"), ("twemoji", "crying cat face"))
+
+
+def test_analogies_never_use_the_target_and_belong_to_the_split_of_their_target():
+    names = ["crying face", "crying cat face", "weary face", "weary cat face", "grinning face", "pouting face", "pouting cat face"]
+    keys = pool(names)
+    split_of = {key: ("test" if key[1] == "weary cat face" else "train") for key in keys}
+    items = A.analogies(A.families(keys), split_of)
     for item in items:
         assert item["target"] not in (item["a"], item["b"], item["c"])
         assert all(item["target"] not in pair for pair in item["pairs"])
+        assert item["split"] == split_of[item["target"]]
+    held_out = [i for i in A.per_target(items) if i["split"] == "test"]
+    # weary cat face is the target of the name family in each set and of the style family into each set
+    assert sorted((i["kind"], i["family"]) for i in held_out) == [
+        ("name", "openmoji: cat"), ("name", "twemoji: cat"), ("style", "openmoji -> twemoji"), ("style", "twemoji -> openmoji")]
 
 
 def test_arithmetic_single_and_family_mean():
     table = {"a1": torch.tensor([3.0]), "b1": torch.tensor([1.0]), "a2": torch.tensor([4.0]),
              "b2": torch.tensor([2.0]), "a3": torch.tensor([9.0]), "b3": torch.tensor([5.0])}
     item = {"a": "a1", "b": "b1", "c": "b2", "pairs": [("a1", "b1"), ("a3", "b3")]}
-    assert compose.arithmetic(table, item, "single").item() == 4.0
-    assert compose.arithmetic(table, item, "family_mean").item() == 2.0 + (2.0 + 4.0) / 2
+    assert A.arithmetic(table, item, "single").item() == 4.0
+    assert A.arithmetic(table, item, "family_mean").item() == 2.0 + (2.0 + 4.0) / 2
+
+
+def test_scoring_an_exact_latent_space_gives_perfect_composites_and_a_gap_of_one():
+    """Latents that hold the attribute as an exact offset decode every analogy to its target."""
+    names = ["crying face", "crying cat face", "weary face", "weary cat face", "grinning face", "grinning cat face"]
+    latents = {("openmoji", n): torch.tensor([float(i // 2), 5.0 if "cat" in n else 0.0]) for i, n in enumerate(names)}
+    pixels = {key: torch.full((3, 2, 2), z.sum().item() / 20) for key, z in latents.items()}
+    decode = lambda z: torch.stack([torch.full((3, 2, 2), v.sum().item() / 20) for v in z])  # noqa: E731
+    items = A.per_target(A.analogies(A.families(pixels), {k: "test" for k in pixels}))
+    rows = A.score(items, "family_mean", decode, latents, pixels, {k: 0.01 for k in pixels})
+    summary = A.summarise(rows)
+    assert summary["n"] == 3 and summary["mse"] == 0 and summary["top1"] == 1.0 and summary["gap"] == 0
+    assert A.summary_by_split(rows)["test"]["family_mean_by_kind"]["name"]["n"] == 3
 
 
 def test_slerp_keeps_endpoints_and_norm():

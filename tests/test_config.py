@@ -26,16 +26,18 @@ def test_latent_must_be_a_positive_integer(latent):
 
 
 @pytest.mark.parametrize("grid,latent,expected", [
-    (2, 30, "latent 30 does not fill a 2x2 grid (model.grid): use a multiple of 4, or model.grid: null"),
-    (3, 36, "model.grid must be a power of two of at most data.size / 4 = 16, got 3"),
+    (8, 80, "latent 80 does not fill a 8x8 grid (model.grid): use a multiple of 64, or model.grid: null"),
+    (3, 48, "model.grid must be a power of two of at most data.size / 4 = 16, got 3"),
     (32, 1024, "model.grid must be a power of two of at most data.size / 4 = 16, got 32"),
+    (2, 40, "latent 40 does not fill the reference's 4x4 grid at 64 px (train_reference): use a multiple of 16"),
 ])
 def test_the_latent_grid_must_fit_the_image_and_the_latent(grid, latent, expected):
     params = default_params()
     params["model"]["grid"], params["latent"] = grid, latent
     assert expected in error_of(params)
-    params["model"]["grid"] = None
-    assert parse_params(params).model.grid is None  # null: the finest grid that fits
+    if "reference" not in expected:
+        params["model"]["grid"] = None
+        assert parse_params(params).model.grid is None  # null: the finest grid that fits
 
 
 def test_every_bad_key_is_reported_at_once_with_suggestions():

@@ -113,3 +113,15 @@ def test_a_model_file_that_would_run_code_is_refused(tmp_path):
     torch.save({"config": Payload(), "state_dict": {}}, tmp_path / "evil.pt")
     with pytest.raises(PipelineError, match="evil.pt is unreadable .UnpicklingError: Weights only load failed"):
         load_model(tmp_path / "evil.pt")
+
+
+def test_the_reference_has_the_assignments_shape_and_reloads(tmp_path):
+    from stages.lib.model import Reference, reference_cells
+
+    model = Reference(latent=128).eval()
+    x = torch.rand(2, 3, 64, 64)
+    assert model.encoder(x).shape == (2, 8, 4, 4) and model.encode(x).shape == (2, 128) and model(x)[0].shape == x.shape
+    assert reference_cells(64) == 16 and Reference(latent=16, size=16).encode(torch.rand(1, 3, 16, 16)).shape == (1, 16)
+    save_model(model, tmp_path / "reference.pt")
+    loaded = load_model(tmp_path / "reference.pt")
+    assert isinstance(loaded, Reference) and torch.equal(loaded(x)[0], model(x)[0])

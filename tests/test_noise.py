@@ -24,7 +24,7 @@ def test_noise_retrains_with_other_seeds_and_records_each_metrics_spread(pipelin
     entry = measured["metrics"]["ae.test_mse"]
     assert entry["values"][0] == committed["ae"]["test_mse"] and len(entry["values"]) == 3
     assert entry["spread"] == max(entry["values"]) - min(entry["values"]) > 0  # other seeds, other weights
-    assert "compose.ae.family_mean.beats_pixel" in measured["metrics"] and "aux.test_accuracy" in measured["metrics"]
+    assert "compose.ae.test.family_mean.beats_pixel" in measured["metrics"] and "aux.test_accuracy" in measured["metrics"]
     assert (pipeline_copy / "dvc.lock").read_text() == before  # the workspace's pipeline is untouched
 
     # The PR comment reads it: a change inside the spread is noise, one beyond it is not.
@@ -32,9 +32,10 @@ def test_noise_retrains_with_other_seeds_and_records_each_metrics_spread(pipelin
     base = committed
     head = json.loads(json.dumps(committed))
     head["ae"]["test_mse"] += spread / 2
-    assert "(within noise" in pr_report.headline_table(base, head, measured).splitlines()[2]
+    row = lambda table: next(line for line in table.splitlines() if line.startswith("| ae test MSE, refined |"))  # noqa: E731
+    assert "(within noise" in row(pr_report.headline_table(base, head, measured))
     head["ae"]["test_mse"] += spread * 2
-    assert "(worse)" in pr_report.headline_table(base, head, measured).splitlines()[2]
+    assert "(worse)" in row(pr_report.headline_table(base, head, measured))
 
 
 def test_noise_refuses_the_committed_seed_and_repeats(tmp_path, monkeypatch):

@@ -6,8 +6,8 @@ bitwise reproducible on one machine, but on another CPU the last bits differ (on
 its convolution blocking from the cache sizes) and 80 epochs amplify them: the Intel Xeon with
 AVX-512 and AMX that retrained the committed models moved the test MSEs by up to 0.7% and the
 aux accuracy by half a point (docs/findings.md). The tolerances are several times that. The
-composition analogies swing by up to 11 points between CPUs; only their baselines, which no
-model computes, are compared.
+composition scores swing by several points between CPUs; only their baselines, which no model
+computes, are compared.
 """
 
 import json
@@ -51,15 +51,16 @@ def test_a_fresh_clone_reproduces_the_committed_data_and_metrics(tmp_path):
 
     dvc(repo, "repro")
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    for stage in ("prepare", "augment"):
+    for stage in ("prepare", "augment", "extra"):
         assert outs_of(lock, stage) == outs_of(committed_lock, stage), f"{stage} outputs differ"
     reproduced = dict(leaves(json.loads((repo / "reports/metrics.json").read_text())))
     assert reproduced.keys() == committed.keys()
-    trained = [key for key in committed if key.startswith(("ae.", "aux."))]
-    assert len(trained) == 12
+    trained = [key for key in committed if key.startswith(("ae.", "aux.", "reference."))]
+    assert len(trained) >= 20
     for key in trained:
         assert reproduced[key] == close_to(key, committed[key]), key
-    baselines = [key for key in committed if key.endswith(("pixel_mse", "copy_mse", "n_analogies", "n_families"))]
-    assert len(baselines) == 8
+    # What no model computes: the pixel baselines of the analogies, and how many there are.
+    baselines = [key for key in committed if key.endswith(("pixel_mse", "copy_mse", ".n")) or key.startswith("compose.n_")]
+    assert len(baselines) >= 30
     for key in baselines:
         assert reproduced[key] == pytest.approx(committed[key], rel=1e-6), key

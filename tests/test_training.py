@@ -136,3 +136,38 @@ def test_a_diverging_loss_stops_training_with_the_epoch_and_a_hint():
     model = Autoencoder(size=16, channels=[8, 16], latent=16)
     with pytest.raises(PipelineError, match=r"became nan in epoch 1: lower train.lr"):
         fit(model, (x, y), (x, y), training_params(), RecordingLive())
+
+
+def test_both_models_start_from_the_pretrained_weights_and_refuse_another_models(workdir):
+    from stages.lib.model import save_model
+    from stages.train import start_from_pretrained
+
+    torch.manual_seed(0)
+    pretrained = Autoencoder(size=16, channels=[8, 16], latent=16, grid=2)
+    save_model(pretrained, workdir / "models/pretrained/model.pt")
+    for n_classes in (0, 2):
+        torch.manual_seed(1)
+        model = Autoencoder(size=16, channels=[8, 16], latent=16, grid=2, n_classes=n_classes)
+        head = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("classifier")}
+        start_from_pretrained(model)
+        state = model.state_dict()
+        assert all(torch.equal(state[k], v) for k, v in pretrained.state_dict().items())
+        assert all(torch.equal(state[k], v) for k, v in head.items())  # the aux head starts fresh
+    with pytest.raises(PipelineError, match="models/pretrained/model.pt is unreadable .it was pretrained for another model or latent"):
+        start_from_pretrained(Autoencoder(size=16, channels=[8, 16], latent=32, grid=2))
+
+
+def test_pretraining_pools_the_other_emoji_with_the_train_split_at_its_own_settings(monkeypatch):
+    from stages.lib import training
+    from stages.lib.config import parse_params
+    from tests.conftest import tiny_params
+
+    seen = {}
+    monkeypatch.setattr(training, "fit", lambda model, train, val, params, live: seen.update(n=len(train[0]), labels=train[1], cfg=params.train))
+    raw = tiny_params()
+    raw["pretrain"] = {"epochs": 3, "lr": 0.004, "paste": 0.25}
+    params = parse_params(raw)
+    x, y = toy_data(n=20)
+    training.pretrain(None, (x, torch.full((20,), -1)), (x[:8], y[:8]), (x, y), params)
+    assert seen["n"] == 28 and (seen["labels"][:20] == -1).all() and torch.equal(seen["labels"][20:], y[:8])
+    assert (seen["cfg"].epochs, seen["cfg"].lr, seen["cfg"].paste, seen["cfg"].batch_size) == (3, 0.004, 0.25, params.train.batch_size)

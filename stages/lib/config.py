@@ -103,6 +103,13 @@ class Augment(Strict):
     contrast: NonNegative
     saturation: NonNegative
     hue: Annotated[float, Field(ge=0, le=0.5)]
+    adversarial: Fraction
+    epsilon: Annotated[float, Field(ge=0, le=0.5)]
+
+
+class Extra(Strict):
+    sources: Annotated[list[str], Field(min_length=1)]
+    mirror: bool
 
 
 class Model(Strict):
@@ -126,9 +133,26 @@ class Train(Strict):
     precision: Literal["fp32", "bf16"]
 
 
+class Reference(Strict):
+    epochs: PositiveInt
+    lr: Annotated[float, Field(gt=0)]
+    weight_decay: NonNegative
+    batch_size: PositiveInt
+
+
+class Pretrain(Strict):
+    epochs: Annotated[int, Field(strict=True, ge=0)]
+    lr: Annotated[float, Field(gt=0)]
+    paste: Fraction
+
+
 class Refine(Strict):
     steps: Annotated[int, Field(strict=True, ge=0)]
     lr: Annotated[float, Field(gt=0)]
+
+
+class Benchmark(Strict):
+    latents: Annotated[list[PositiveInt], Field(min_length=1)]
 
 
 class Aux(Strict):
@@ -157,11 +181,15 @@ class Params(Strict):
     latent: PositiveInt
     data: Data
     augment: Augment
+    extra: Extra
     model: Model
+    pretrain: Pretrain
     train: Train
     refine: Refine
+    reference: Reference
     aux: Aux
     compose: Compose
+    benchmark: Benchmark
 
     @model_validator(mode="after")
     def _latent_fills_the_grid(self):
@@ -173,6 +201,17 @@ class Params(Strict):
         if self.latent % grid**2:
             raise ValueError(f"latent {self.latent} does not fill a {grid}x{grid} grid (model.grid): use a multiple of "
                              f"{grid**2}, or model.grid: null for the finest grid that fits")
+        return self
+
+    @model_validator(mode="after")
+    def _latent_fills_the_reference_grid(self):
+        if self.data.size < 16:
+            raise ValueError(f"data.size is {self.data.size}: the reference architecture (train_reference) halves it four times, "
+                             "so it must be 16 or more")
+        cells = (self.data.size // 16) ** 2
+        if self.latent % cells:
+            raise ValueError(f"latent {self.latent} does not fill the reference's {self.data.size // 16}x{self.data.size // 16} grid "
+                             f"at {self.data.size} px (train_reference): use a multiple of {cells}")
         return self
 
 

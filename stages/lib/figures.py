@@ -70,3 +70,17 @@ def save_curves(path, panels: list[dict], title: str) -> None:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def save_scatter(path, points: list[tuple[float, float, str]], xlabel: str, ylabel: str, title: str) -> None:
+    """Labelled points, one per measured run."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for x, y, label in points:
+        ax.scatter([x], [y], s=30)
+        ax.annotate(textwrap.fill(label, 28), (x, y), fontsize=7, xytext=(5, 4), textcoords="offset points")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,9 +1,14 @@
 """How the models are scored: reconstruction error over a split, the classifier's accuracy and
 its errors by emoji, and a bootstrap interval over emoji."""
 
+import math
+import statistics
+
 import numpy as np
 import pandas as pd
+import torch
 import torch.nn.functional as F
+from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
 from stages.lib.model import class_probabilities, decode_all, encode_all
 
@@ -21,6 +26,24 @@ def evaluate(model, x, y=None, refine=None) -> dict:
         probabilities = class_probabilities(model, x, z)
         result.update(ce=F.nll_loss(probabilities.log(), y).item(), acc=(probabilities.argmax(1) == y).float().mean().item())
     return result
+
+
+def reconstruction_scores(model, x: torch.Tensor, refine) -> tuple[dict, dict, np.ndarray]:
+    """MSE, PSNR and SSIM of a split's reconstructions, refined (params' refine) and from the
+    encoder's single pass; the reconstructions both ways; the refined per-image MSE."""
+    z = encode_all(model, x)
+    one_pass = decode_all(model, z)
+    recon = decode_all(model, encode_all(model, x, refine))
+    per_image = (recon - x).pow(2).flatten(1).mean(1)
+    scores = {
+        "test_mse": float(per_image.mean()),
+        # Python's scalar log10: NumPy's vectorised one rounds differently on AVX-512 CPUs.
+        "test_psnr": statistics.fmean(10 * math.log10(1 / max(m, 1e-10)) for m in per_image.tolist()),
+        "test_ssim": float(ssim(recon, x, data_range=1.0)),
+        "test_mse_one_pass": float((one_pass - x).pow(2).mean()),
+        "test_ssim_one_pass": float(ssim(one_pass, x, data_range=1.0)),
+    }
+    return scores, {"refined": recon, "one pass": one_pass}, per_image.numpy()
 
 
 def confusion_records(labels, predicted, emoji, class_names: list[str]) -> list[dict]:

@@ -128,6 +128,32 @@ class Autoencoder(nn.Module):
         return self.decode(z), logits
 
 
+class Reference(nn.Module):
+    """The assignment's public solutions' plain strided autoencoder, trained beside ours as the
+    yardstick: conv 3-16-32-64-C (3x3, stride 2, ReLU) and its transpose; a 4x4xC latent at 64 px."""
+
+    def __init__(self, latent: int, size: int = 64, in_channels: int = 3):
+        super().__init__()
+        self.config = dict(architecture="reference", latent=latent, size=size, in_channels=in_channels)
+        self.side = size // 16
+        self.latent_channels = latent // self.side**2
+        widths = [in_channels, 16, 32, 64, self.latent_channels]
+        self.encoder = nn.Sequential(*[m for a, b in zip(widths, widths[1:]) for m in (nn.Conv2d(a, b, 3, 2, 1), nn.ReLU())])
+        rev = widths[::-1]
+        layers = [m for a, b in zip(rev[:-1], rev[1:]) for m in (nn.ConvTranspose2d(a, b, 3, 2, 1, output_padding=1), nn.ReLU())]
+        self.decoder = nn.Sequential(*layers[:-1], nn.Sigmoid())
+        self.classifier = None
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x).flatten(1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z.view(len(z), self.latent_channels, self.side, self.side))
+
+    def forward(self, x: torch.Tensor):
+        return self.decode(self.encode(x)), None
+
+
 def build_autoencoder(params, size: int, in_channels: int, classifier: bool, latent: int | None = None) -> Autoencoder:
     """The model params.yaml describes, with the aux classifier head or without."""
     head = dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout) if classifier else {}
@@ -199,8 +225,14 @@ def load_model(path) -> Autoencoder:
     """Rebuild a saved model (stages.lib.files.load_torch: weights only, clear errors)."""
     saved = load_torch(path)
     try:
-        model = Autoencoder(**saved["config"])
+        config = dict(saved["config"])
+        model = Reference(**config) if config.pop("architecture", None) == "reference" else Autoencoder(**config)
         model.load_state_dict(saved["state_dict"])
     except (KeyError, TypeError, RuntimeError) as e:
         raise broken(path, f"not a model of this code: {short_reason(e)}") from None
     return model.to(device()).eval()
+
+
+def reference_cells(size: int) -> int:
+    """Cells of the reference's latent grid: it halves the image four times, 4x4 at 64 px."""
+    return (size // 16) ** 2

@@ -6,18 +6,24 @@ from pathlib import Path
 PARAMS = Path("params.yaml")
 PREPARED = Path("data/prepared")
 AUGMENTED = Path("data/augmented")
+EXTRA = Path("data/extra")
 MODELS = Path("models")
 REPORTS = Path("reports")
 
 SUMMARY = REPORTS / "prepare" / "summary.json"
+EXTRA_SUMMARY = REPORTS / "extra" / "summary.json"
 PREPARE_SAMPLES = REPORTS / "prepare" / "samples.png"
 AUGMENT_SAMPLES = REPORTS / "augment" / "samples.png"
+PRETRAIN = REPORTS / "pretrain"
 COMPOSE = REPORTS / "compose"
 EVALUATE = REPORTS / "evaluate"
 METRICS = REPORTS / "metrics.json"
 REPORT = REPORTS / "report.md"
-BENCHMARK = REPORTS / "benchmark.json"
+BENCHMARK = REPORTS / "benchmark.json"  # written by the benchmark pipeline, benchmark/dvc.yaml
 BENCHMARK_FIGURE = REPORTS / "benchmark" / "rate_distortion.png"
+BENCHMARK_TABLE = REPORTS / "benchmark.md"
+FRONTIER = REPORTS / "frontier.json"  # written by `python -m stages.tools.frontier`, committed
+FRONTIER_FIGURE = REPORTS / "frontier.png"
 NOISE = REPORTS / "noise.json"  # written by `python -m stages.tools.noise`, committed
 
 MODEL_NAMES = ("ae", "aux")
@@ -48,8 +54,12 @@ def producer(path) -> str:
         return "prepare"
     if parts[:2] == AUGMENTED.parts:
         return "augment"
+    if parts[:2] == EXTRA.parts or Path(path) == EXTRA_SUMMARY:
+        return "extra"
     if parts[:1] == MODELS.parts and len(parts) > 1:
-        return f"train_{parts[1]}"
+        return "pretrain" if parts[1] == "pretrained" else f"train_{parts[1]}"
+    if parts[:2] == PRETRAIN.parts:
+        return "pretrain"
     if len(parts) > 1 and parts[0] == REPORTS.name and parts[1].startswith("train_"):
         return parts[1]
     if parts[:2] == COMPOSE.parts:

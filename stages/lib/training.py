@@ -154,3 +154,28 @@ def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoc
     optimizer.step()
     schedule.step()
     sums["mse"] += mse.item() * len(xb)
+
+
+def fit_reference(model, x: torch.Tensor, cfg, seed: int) -> None:
+    """The reference's published training: Adam on MSE, its own learning rate, weight decay and
+    batch size, `cfg.epochs` epochs, no augmentation beyond the augment stage's copies."""
+    dev = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in tqdm(range(cfg.epochs), desc="reference", unit="epoch"):
+        model.train()
+        for index in batches(len(x), cfg.batch_size, generator):
+            xb = x[index].to(dev)
+            loss = F.mse_loss(model(xb)[0], xb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+
+def pretrain(model, extra: tuple, train: tuple, val: tuple, params, live=NoLog()) -> None:
+    """`pretrain.epochs` of fit() on other emoji (data/extra) together with the train split, at
+    pretrain's learning rate and pasting; the rest of the training as params' `train` says."""
+    cfg = params.train.model_copy(update={"epochs": params.pretrain.epochs, "lr": params.pretrain.lr, "paste": params.pretrain.paste})
+    if cfg.epochs:
+        pooled = (torch.cat([extra[0], train[0]]), torch.cat([extra[1], train[1]]))
+        fit(model, pooled, val, params.model_copy(update={"train": cfg}), live)

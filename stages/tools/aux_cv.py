@@ -11,7 +11,9 @@ This pools train and val and splits them into folds by emoji, stratified by clas
 the autoencoder and the aux model train on the other folds, as train_ae and train_aux would, and
 are scored on the held-out emoji with one encoder pass. It prints each fold (with the emoji the
 classifier got wrong) and the means: accuracy, and the aux model's MSE over the autoencoder's.
-Which emoji share a fold moves the mean by points, so judge a change on two fold seeds.
+Which emoji share a fold moves the mean by points, so judge a change on two fold seeds. The models
+train from scratch, without the pipeline's pretraining (which saw the train split, held-out folds
+included): compare settings with each other here, not with the pipeline's figures.
 """
 
 import argparse

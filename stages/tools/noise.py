@@ -3,10 +3,10 @@
     python -m stages.tools.noise --seeds 1 2 3          # retrains both models once per seed
     python -m stages.tools.noise --seeds 1 --other-run metrics.json   # add a run made on another machine
 
-On the workspace's data (data/prepared and data/augmented as `dvc repro` left them) and params,
-each seed retrains train_ae and train_aux and re-runs compose and evaluate, as the stages do, in
-a scratch copy: the split and the augmented copies stay the same, only the weights' start, the
-batch order and the per-batch augmentation change. A run of the same commit on another CPU
+On the workspace's data (data/prepared, data/augmented and data/extra as `dvc repro` left them)
+and params, each seed re-runs pretrain, train_reference, train_ae, train_aux, compose and
+evaluate, as the stages do, in a scratch copy: the split and the augmented copies stay the same,
+only the weights' start, the batch order and the per-batch augmentation change. A run of the same commit on another CPU
 differs the same way, since its last bits diverge and training amplifies them (docs/
 reproducibility.md); `--other-run` adds such a run's reports/metrics.json. Writes
 reports/noise.json: per metric, the values of the committed run and of each other run, and their
@@ -25,10 +25,11 @@ import yaml
 
 from stages.lib.config import PipelineError, load_params, run_stage
 from stages.lib.files import read_json, write_json
-from stages.lib.paths import AUGMENTED, METRICS, NOISE, PARAMS, PREPARED
+from stages.lib.paths import AUGMENTED, EXTRA, METRICS, NOISE, PARAMS, PREPARED
 from stages.lib.provenance import provenance
 
-STAGES = (("stages.train", "ae"), ("stages.train", "aux"), ("stages.compose",), ("stages.evaluate",))
+STAGES = (("stages.pretrain",), ("stages.reference",), ("stages.train", "ae"), ("stages.train", "aux"), ("stages.compose",),
+          ("stages.evaluate",))
 
 
 def leaves(tree: dict, prefix: str = "") -> dict[str, float]:
@@ -46,7 +47,7 @@ def run_with_seed(seed: int) -> dict:
     """train_ae, train_aux, compose and evaluate with `seed`, on the workspace's data, in a scratch copy."""
     with tempfile.TemporaryDirectory(prefix="noise-") as scratch:
         scratch = Path(scratch)
-        for data in (PREPARED, AUGMENTED):
+        for data in (PREPARED, AUGMENTED, EXTRA):
             shutil.copytree(data, scratch / data)
         raw = yaml.safe_load(PARAMS.read_text())
         raw["seed"] = seed
@@ -81,7 +82,7 @@ def main():
         runs.append({"run": f"seed {seed}", "metrics": run_with_seed(seed)})
     command = "python -m stages.tools.noise " + " ".join(sys.argv[1:])
     write_json(NOISE, {**provenance(), "command": command, "runs": [run["run"] for run in runs], "metrics": spreads(runs)})
-    for key in ("ae.test_mse", "aux.test_accuracy", "compose.ae.family_mean.beats_pixel"):
+    for key in ("ae.test_mse_one_pass", "aux.test_accuracy", "compose.ae.test.family_mean.beats_pixel"):
         entry = read_json(NOISE)["metrics"].get(key)
         if entry:
             print(f"noise: {key} spread {entry['spread']:.4g} over {len(runs)} runs")

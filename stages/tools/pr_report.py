@@ -25,13 +25,15 @@ from stages.lib.config import PipelineError, run_stage
 from stages.lib.paths import COMPOSE, EVALUATE, METRICS, NOISE
 
 HEADLINE = [  # (metric, label, which way is better)
-    ("ae.test_mse", "ae test MSE", "lower"),
-    ("ae.test_psnr", "ae test PSNR (dB)", "higher"),
-    ("ae.test_mse_encoder_only", "ae test MSE, one encoder pass", "lower"),
-    ("aux.test_mse", "aux test MSE", "lower"),
+    ("ae.test_mse_one_pass", "ae test MSE, one encoder pass", "lower"),
+    ("ae.one_pass_vs_reference", "ae one-pass MSE / reference's", "lower"),
+    ("ae.test_mse", "ae test MSE, refined", "lower"),
+    ("ae.test_ssim", "ae test SSIM, refined", "higher"),
+    ("aux.test_mse", "aux test MSE, refined", "lower"),
     ("aux.test_accuracy", "aux test accuracy", "higher"),
-    ("compose.ae.family_mean.beats_pixel", "composites beating pixel arithmetic (ae)", "higher"),
-    ("compose.ae.family_mean.top5", "analogy target in top 5 (ae)", "higher"),
+    ("compose.ae.test.family_mean.beats_pixel", "held-out composites beating pixel arithmetic (ae)", "higher"),
+    ("compose.ae.test.family_mean.top5", "held-out analogy target in top 5 (ae)", "higher"),
+    ("compose.ae.test.family_mean.gap", "held-out arithmetic gap (ae)", "lower"),
 ]
 FIGURES = [("Reconstructions", EVALUATE / "reconstructions.png"), ("Learning curves", EVALUATE / "learning_curves.png"),
            ("Analogies", COMPOSE / "ae" / "analogies.png")]

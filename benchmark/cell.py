@@ -1,0 +1,68 @@
+"""One cell of the benchmark: a model at a latent budget, trained and scored on the test split.
+
+    python -m benchmark.cell reference 128    # the assignment's reference, trained as published
+    python -m benchmark.cell ours 128         # this project's autoencoder, pretrained and trained as params.yaml says
+
+Both train on the pipeline's splits (ours also pretrains on data/extra, as the default pipeline
+does); both are scored with one encoder pass and with the refined latent (params' refine), by
+MSE and SSIM. Writes benchmark/cells/<model>-<latent>/model.pt and scores.json.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from stages.lib.config import PipelineError, load_params, run_stage
+from stages.lib.data import images_and_labels
+from stages.lib.files import read_split, write_json
+from stages.lib.metrics import reconstruction_scores
+from stages.lib.model import Reference, build_autoencoder, decode_all, device, encode_all, reference_cells, save_model
+from stages.lib.paths import AUGMENTED, EXTRA, split_file
+from stages.lib.training import fit, fit_reference, pretrain, seed_everything
+
+MODELS = ("reference", "ours")
+CELLS = Path("benchmark/cells")
+
+
+def train_cell(model_name: str, params, data: dict):
+    """The model of the cell, trained; and the seconds training took."""
+    x, y = data["train"]
+    start = time.perf_counter()
+    if model_name == "reference":
+        model = Reference(params.latent, x.shape[-1], x.shape[1]).to(device())
+        fit_reference(model, x, params.reference, params.seed)
+    else:
+        model = build_autoencoder(params, x.shape[-1], x.shape[1], classifier=False)
+        pretrain(model, data["extra"], data["train"], data["val"], params)
+        fit(model, data["train"], data["val"], params)
+    return model, time.perf_counter() - start
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in MODELS or not sys.argv[2].isdigit():
+        raise PipelineError("usage: python -m benchmark.cell reference|ours LATENT")
+    model_name, latent = sys.argv[1], int(sys.argv[2])
+    params = load_params(overrides=[f"latent={latent}"])
+    if latent % reference_cells(params.data.size):
+        raise PipelineError(f"latent {latent} does not fill the reference's grid: use a multiple of {reference_cells(params.data.size)}")
+    seed_everything(params.seed, params.train.threads)
+    data = {split: images_and_labels(read_split(split_file(AUGMENTED, split))) for split in ("train", "val", "test")}
+    if model_name == "ours":
+        data["extra"] = images_and_labels(read_split(EXTRA / "pretrain.parquet"))
+    model, seconds = train_cell(model_name, params, data)
+    scores, _, _ = reconstruction_scores(model, data["test"][0], params.refine)
+    val = data["val"][0]
+    scores.update(val_mse_one_pass=float((decode_all(model, encode_all(model, val)) - val).pow(2).mean()),
+                  parameters=sum(p.numel() for p in model.parameters()), train_seconds=seconds,
+                  train_threads=torch.get_num_threads(), device=device().type)
+    out = CELLS / f"{model_name}-{latent}"
+    save_model(model, out / "model.pt")
+    write_json(out / "scores.json", scores)
+    print(f"benchmark {model_name} at {latent}: test MSE one pass {scores['test_mse_one_pass']:.5f}, refined {scores['test_mse']:.5f}, "
+          f"SSIM {scores['test_ssim_one_pass']:.3f} / {scores['test_ssim']:.3f}, {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,55 @@
+"""The benchmark's summary: every cell side by side, the ratios, and the rate-distortion figure.
+
+    python -m benchmark.summary
+
+Reads benchmark/cells/*/scores.json and writes reports/benchmark.json (every figure, with the
+date, commit and machine), reports/benchmark.md (the table) and
+reports/benchmark/rate_distortion.png.
+"""
+
+from benchmark.cell import CELLS, MODELS
+from stages.lib.config import load_params, run_stage
+from stages.lib.figures import save_curves
+from stages.lib.files import read_json, write_json, write_text
+from stages.lib.paths import BENCHMARK, BENCHMARK_FIGURE, BENCHMARK_TABLE
+from stages.lib.provenance import provenance
+
+def row(latent: int) -> dict:
+    ref, ours = (read_json(CELLS / f"{model}-{latent}" / "scores.json") for model in MODELS)
+    return {"latent": latent, "reference": ref, "ours": ours,
+            "ratio_one_pass": ours["test_mse_one_pass"] / ref["test_mse_one_pass"],
+            "ratio_refined": ours["test_mse"] / ref["test_mse"],
+            "ratio_refined_vs_published": ours["test_mse"] / ref["test_mse_one_pass"]}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| latent | reference, one pass | ours, one pass | ratio | reference, refined | ours, refined | ratio "
+             "| SSIM one pass (ref / ours) | SSIM refined (ref / ours) | train s (ref / ours) |", "|" + "---|" * 10]
+    for r in rows:
+        ref, ours = r["reference"], r["ours"]
+        lines.append(f"| {r['latent']} | {ref['test_mse_one_pass']:.5f} | {ours['test_mse_one_pass']:.5f} | **{r['ratio_one_pass']:.3f}** "
+                     f"| {ref['test_mse']:.5f} | {ours['test_mse']:.5f} | **{r['ratio_refined']:.3f}** "
+                     f"| {ref['test_ssim_one_pass']:.3f} / {ours['test_ssim_one_pass']:.3f} | {ref['test_ssim']:.3f} / {ours['test_ssim']:.3f} "
+                     f"| {ref['train_seconds']:.0f} / {ours['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main():
+    latents = load_params().benchmark.latents
+    rows = [row(latent) for latent in latents]
+    made = provenance()
+    write_json(BENCHMARK, {**made, "rows": rows})
+    write_text(BENCHMARK_TABLE, f"# Benchmark against the assignment's reference\n\nTest MSE (pixels in [0, 1]) and SSIM of both models, "
+               f"trained on the same splits (ours also pretrains on data/extra), measured {made['date']} at commit `{made['commit']}` "
+               f"on {made['machine']} by `dvc repro benchmark/dvc.yaml`. Ratios are ours over the reference.\n\n{table(rows)}\n\n"
+               "![rate-distortion](benchmark/rate_distortion.png)\n")
+    series = {f"{model}, {how}": (latents, [r[model][key] for r in rows])
+              for model in MODELS for how, key in (("one pass", "test_mse_one_pass"), ("refined", "test_mse"))}
+    save_curves(BENCHMARK_FIGURE, [{"title": "test MSE against latent size", "ylabel": "test MSE", "xlabel": "latent values",
+                                    "log": True, "logx": True, "series": series}], "Rate-distortion on the test split")
+    for r in rows:
+        print(f"benchmark at {r['latent']}: one pass {r['ratio_one_pass']:.3f}, refined {r['ratio_refined']:.3f}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

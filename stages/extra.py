@@ -1,0 +1,91 @@
+"""extra: emoji beyond the subset to learn from, and the subset as other sets draw it.
+
+Reads every glyph of the sources in `extra.sources` (default OpenMoji and Twemoji, offline) and
+the prepared splits, and writes:
+
+- data/extra/pretrain.parquet: every glyph that is not, and is not a variant of, an emoji of the
+  validation or test split (base emoji compared, as prepare splits them), nor one of the prepared
+  records themselves; with its mirror image too when `extra.mirror`. Unlabelled (label -1).
+- data/extra/styles.parquet: the subset's emoji (same name) as the other sources draw them, each in
+  the split of its base emoji: the inputs and targets of cross-style analogies. Those of the validation and
+  test splits are never trained on.
+- reports/extra/summary.json: what each source gave and why the rest was left out.
+"""
+
+import numpy as np
+import pandas as pd
+from PIL import ImageOps
+
+from stages.lib.config import load_params, run_stage
+from stages.lib.data import SPLITS, base_emoji, png_bytes, to_square
+from stages.lib.files import read_split, write_json, write_split
+from stages.lib.paths import EXTRA, EXTRA_SUMMARY, PREPARED, split_file
+from stages.lib.sources import load_sources
+
+
+def subset_bases(frames: dict) -> dict[str, str]:
+    """Each base emoji of the subset and the split it is in."""
+    return {base: split for split, frame in frames.items() for base in frame["base"]}
+
+
+def sort_glyphs(records: list[dict], data, splits: dict, prepared: set) -> tuple[list, list, dict]:
+    """Each glyph goes to pretraining, to the style set (an emoji of the subset, by name), or is
+    left out, with the reason counted."""
+    names = {text for _, text in prepared}
+    pretrain, styles, counts = [], [], {}
+    for record in records:
+        base = base_emoji(record["text"], data.variants)
+        split = splits.get(base)
+        account = counts.setdefault(record["source"], {"glyphs": 0, "pretrain": 0, "styles": 0, "validation or test emoji": 0,
+                                                        "subset record": 0})
+        account["glyphs"] += 1
+        if (record["source"], record["text"]) in prepared:
+            account["subset record"] += 1  # the subset's own drawing: already in its split
+            continue
+        if split is not None and record["text"] in names:
+            styles.append({**record, "base": base, "split": split})
+            account["styles"] += 1
+        if split in ("val", "test"):
+            account["validation or test emoji"] += 1
+            continue
+        pretrain.append({**record, "base": base})
+        account["pretrain"] += 1
+    return pretrain, styles, counts
+
+
+def table(records: list[dict], size: int, rgba: bool, mirror: bool) -> tuple[list[bytes], pd.DataFrame]:
+    """PNG bytes and metadata in the split layout, each record's mirror image after it when asked."""
+    images, rows = [], []
+    for record in records:
+        square = to_square(record["image"], size, rgba)
+        for flipped in (False, True) if mirror else (False,):
+            images.append(png_bytes(ImageOps.mirror(square) if flipped else square))
+            rows.append({"text": record["text"], "base": record["base"], "source": record["source"], "label": -1,
+                         "class_name": "", "augmented": flipped, **({"split": record["split"]} if "split" in record else {})})
+    return images, pd.DataFrame(rows)
+
+
+def main():
+    params = load_params()
+    data, cfg = params.data, params.extra
+    frames = {split: read_split(split_file(PREPARED, split)) for split in SPLITS}
+    prepared = {(s, t) for frame in frames.values() for s, t in zip(frame["source"], frame["text"])}
+    everything = data.model_copy(update={"source": list(cfg.sources), "include": [], "exclude": []})
+    intakes = load_sources(everything)
+    records = [record for intake in intakes for record in intake.records]
+    pretrain, styles, counts = sort_glyphs(records, data, subset_bases(frames), prepared)
+
+    images, frame = table(pretrain, data.size, data.rgba, cfg.mirror)
+    write_split(EXTRA / "pretrain.parquet", images, frame)
+    images, frame = table(styles, data.size, data.rgba, mirror=False)
+    write_split(EXTRA / "styles.parquet", images, frame)
+    write_json(EXTRA_SUMMARY, {"sources": {intake.source: intake.summary() for intake in intakes}, "glyphs": counts,
+                               "pretrain_images": int(len(pretrain) * (2 if cfg.mirror else 1)),
+                               "style_images": {split: int(np.sum([r["split"] == split for r in styles])) for split in SPLITS}})
+    print(f"extra: {len(pretrain)} glyphs to learn from ({'with' if cfg.mirror else 'without'} mirror images), "
+          f"{len(styles)} drawings of the subset's emoji in other styles; "
+          + "; ".join(f"{source}: {c}" for source, c in counts.items()))
+
+
+if __name__ == "__main__":
+    run_stage(main)

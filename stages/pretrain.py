@@ -1,0 +1,35 @@
+"""pretrain: the autoencoder learns from far more emoji than the subset's training split.
+
+Trains the model that params.yaml describes (no classifier) on data/extra/pretrain.parquet (other
+emoji, never a validation or test emoji nor a variant of one) together with the augmented train
+split, for `pretrain.epochs` epochs; train_ae and train_aux then start from these weights. With
+`pretrain.epochs: 0` it writes the seeded initial weights, so both train from scratch. DVC caches
+it as its own stage: a change to the training stages' params does not re-run it.
+
+Writes models/pretrained/model.pt and reports/pretrain/ (DVCLive learning curves).
+"""
+
+from dvclive import Live
+
+from stages.lib.config import load_params, run_stage
+from stages.lib.data import images_and_labels
+from stages.lib.files import read_split
+from stages.lib.model import build_autoencoder, save_model
+from stages.lib.paths import AUGMENTED, EXTRA, PRETRAIN, model_file, split_file
+from stages.lib.training import pretrain, seed_everything
+
+
+def main():
+    params = load_params()
+    seed_everything(params.seed, params.train.threads)
+    extra, labels_extra = images_and_labels(read_split(EXTRA / "pretrain.parquet"))
+    train, labels_train = images_and_labels(read_split(split_file(AUGMENTED, "train")))
+    val = images_and_labels(read_split(split_file(AUGMENTED, "val")))
+    model = build_autoencoder(params, train.shape[-1], train.shape[1], classifier=False)
+    with Live(dir=str(PRETRAIN), dvcyaml=False, save_dvc_exp=False) as live:
+        pretrain(model, (extra, labels_extra), (train, labels_train), val, params, live)
+    save_model(model, model_file("pretrained"))
+
+
+if __name__ == "__main__":
+    run_stage(main)

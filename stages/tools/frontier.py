@@ -1,0 +1,87 @@
+"""frontier: reconstruction against composition, across the designs tried, each a measured run.
+
+    python -m stages.tools.frontier              # every design of DESIGNS, one `dvc exp run --temp` each
+    python -m stages.tools.frontier --only 2x2   # the designs whose name has this text
+
+Each design is params.yaml with a few values replaced, run through the whole pipeline as a
+temporary DVC experiment (the workspace stays as it is). Every point is scored on the validation
+split, which is what designs are chosen by: one-pass reconstruction MSE, and the family-mean
+composites on analogies whose target is a validation emoji (beating pixel arithmetic, target in
+the top 5, arithmetic gap). The workspace's own run (params.yaml as it is) is the default's point.
+Writes reports/frontier.json and reports/frontier.png; commit both, then `dvc repro` puts them in
+the report.
+"""
+
+import argparse
+import json
+import subprocess
+
+from stages.lib.config import PipelineError, run_stage
+from stages.lib.figures import save_scatter
+from stages.lib.files import read_json, write_json
+from stages.lib.paths import FRONTIER, FRONTIER_FIGURE, METRICS
+from stages.lib.provenance import provenance
+
+# Designs that trade reconstruction for composition: the latent grid, pretraining on more emoji,
+# and adversarial copies among the augmented ones.
+# The first is the default of the days before pretraining (2x2 grid, 80 epochs from scratch).
+DESIGNS = {
+    "2x2 grid, no pretraining": ["model.grid=2", "model.residual_levels=0", "train.flip=0", "train.lr=0.003", "pretrain.epochs=0",
+                                 "train.epochs=80"],
+    "2x2 grid, pretrained": ["model.grid=2"],
+    "4x4 grid, pretrained": ["model.grid=4"],
+    "8x8 grid, no pretraining": ["pretrain.epochs=0", "train.epochs=80"],
+    "8x8 grid, adversarial copies": ["augment.adversarial=0.25"],
+}
+
+
+def point(design: str, overrides: list[str], metrics: dict) -> dict:
+    val = metrics["compose"]["ae"]["val"]["family_mean"]
+    return {"design": design, "overrides": overrides, "val_mse_one_pass": metrics["ae"]["val_mse_one_pass"],
+            "val_beats_pixel": val["beats_pixel"], "val_top5": val["top5"], "val_gap": val["gap"], "val_analogies": val["n"]}
+
+
+def run_design(design: str, overrides: list[str]) -> dict:
+    """The pipeline with `overrides`, as a temporary experiment; its metrics."""
+    name = "frontier-" + "".join(c if c.isalnum() else "-" for c in design.lower()).strip("-")
+    command = ["dvc", "exp", "run", "--temp", "--name", name, "--force", *[a for o in overrides for a in ("-S", o)]]
+    print(f"frontier: {design}: {' '.join(command)}", flush=True)
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise PipelineError(f"{' '.join(command)} failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
+    shown = subprocess.run(["git", "show", f"refs/exps/{experiment_ref(name)}:{METRICS}"], capture_output=True, text=True)
+    if shown.returncode:
+        raise PipelineError(f"experiment {name} has no {METRICS}: {shown.stderr.strip()}")
+    return json.loads(shown.stdout)
+
+
+def experiment_ref(name: str) -> str:
+    """The Git ref DVC keeps an experiment under (refs/exps/<baseline>/<name>)."""
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], capture_output=True, text=True).stdout.split()
+    found = [ref.removeprefix("refs/exps/") for ref in refs if ref.endswith(f"/{name}")]
+    if not found:
+        raise PipelineError(f"no experiment named {name}")
+    return found[0]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run only the designs whose name contains this text")
+    args = parser.parse_args()
+    chosen = {name: overrides for name, overrides in DESIGNS.items() if not args.only or args.only in name}
+    if not chosen:
+        raise PipelineError(f"--only {args.only}: no design matches (designs: {', '.join(DESIGNS)})")
+    points = [point("default (params.yaml)", [], read_json(METRICS))]
+    points += [point(name, overrides, run_design(name, overrides)) for name, overrides in chosen.items()]
+    command = "python -m stages.tools.frontier" + (f" --only {args.only}" if args.only else "")
+    write_json(FRONTIER, {**provenance(), "command": command, "points": points})
+    save_scatter(FRONTIER_FIGURE, [(p["val_mse_one_pass"], p["val_beats_pixel"], f"{p['design']} (top-5 {p['val_top5']:.0%})") for p in points],
+                 xlabel="validation MSE, one encoder pass (lower: reconstructs better)",
+                 ylabel="val analogies: composite beats pixel arithmetic", title="Reconstruction against composition, by design")
+    for p in points:
+        print(f"frontier: {p['design']}: val MSE {p['val_mse_one_pass']:.4f}, beats pixel {p['val_beats_pixel']:.0%}, "
+              f"top-5 {p['val_top5']:.0%}, gap {p['val_gap']:.2f}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,40 @@
+"""The extra stage: more emoji to learn from, never one the models are scored on."""
+
+import json
+
+import pandas as pd
+
+from stages import extra, prepare
+from stages.lib.data import SPLITS, base_emoji
+from tests.conftest import NAMES, default_params, synthetic_params, write_params, write_valhalla_parquet
+
+VARIANTS = default_params()["data"]["variants"]
+
+
+def test_extra_learns_from_other_emoji_but_never_a_validation_or_test_emoji_or_a_variant_of_one(workdir, tmp_path):
+    subset = write_valhalla_parquet(tmp_path / "subset.parquet")
+    # Another set: the subset's emoji in its own drawing, a variant of each, and emoji beyond the subset.
+    others = [*NAMES, *[f"man {n} type 3" for n in NAMES], "rocket", "red apple", "sun with face"]
+    other = write_valhalla_parquet(tmp_path / "other.parquet", names=others)
+    params = synthetic_params(subset)
+    params["extra"] = {"sources": [str(other)], "mirror": True}
+    write_params(workdir, params)
+    prepare.main()
+    extra.main()
+
+    split_of = {b: s for s in SPLITS for b in pd.read_parquet(workdir / f"data/prepared/{s}.parquet")["base"]}
+    learn = pd.read_parquet(workdir / "data/extra/pretrain.parquet")
+    assert {split_of.get(base_emoji(t, VARIANTS)) for t in learn["text"]} <= {None, "train"}
+    held_out = {b for b, s in split_of.items() if s in ("val", "test")}
+    assert held_out and not held_out & set(learn["base"])
+    assert {"rocket", "red apple", "alarm clock face", "grinning cat"} <= set(learn["text"])  # beyond the subset, unfiltered
+    assert (learn["label"] == -1).all() and learn["augmented"].sum() == len(learn) // 2  # each glyph and its mirror
+
+    styles = pd.read_parquet(workdir / "data/extra/styles.parquet")
+    assert sorted(styles["text"]) == sorted(split_of)  # the subset's emoji, as the other set draws them
+    assert all(split_of[b] == s for b, s in zip(styles["base"], styles["split"]))
+    summary = json.loads((workdir / "reports/extra/summary.json").read_text())
+    counts = summary["glyphs"][str(other)]
+    assert counts["glyphs"] == len(others) and counts["styles"] == len(styles)
+    assert counts["pretrain"] == len(learn) // 2 and summary["pretrain_images"] == len(learn)
+    assert counts["validation or test emoji"] == 2 * len(held_out)  # each held-out emoji and its variant
