@@ -22,16 +22,17 @@ from stages.lib.files import read_json, write_json
 from stages.lib.paths import FRONTIER, FRONTIER_FIGURE, METRICS
 from stages.lib.provenance import provenance
 
-# Designs that trade reconstruction for composition: the latent grid, pretraining on more emoji,
-# and adversarial copies among the augmented ones.
-# The first is the default of the days before pretraining (2x2 grid, 80 epochs from scratch).
+# Designs that trade reconstruction for composition: the latent size and grid, pretraining on more
+# emoji, and adversarial copies among the augmented ones. The first is the default of the days
+# before pretraining.
 DESIGNS = {
-    "2x2 grid, no pretraining": ["model.grid=2", "model.residual_levels=0", "train.flip=0", "train.lr=0.003", "pretrain.epochs=0",
-                                 "train.epochs=80"],
-    "2x2 grid, pretrained": ["model.grid=2"],
-    "4x4 grid, pretrained": ["model.grid=4"],
-    "8x8 grid, no pretraining": ["pretrain.epochs=0", "train.epochs=80"],
-    "8x8 grid, adversarial copies": ["augment.adversarial=0.25"],
+    "latent 128, 2x2 grid, no pretraining": ["latent=128", "model.grid=2", "model.residual_levels=0", "train.flip=0", "train.lr=0.003",
+                                             "pretrain.epochs=0", "train.epochs=80"],
+    "latent 128, 2x2 grid": ["latent=128", "model.grid=2"],
+    "latent 128, 8x8 grid": ["latent=128"],
+    "4x4 grid": ["model.grid=4"],
+    "latent 512, 16x16 grid": ["latent=512"],
+    "adversarial copies": ["augment.adversarial=0.25"],
 }
 
 
