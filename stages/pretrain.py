@@ -14,6 +14,7 @@ from dvclive import Live
 from stages.lib.config import load_params, run_stage
 from stages.lib.data import images_and_labels
 from stages.lib.files import read_split
+from stages.lib.metrics import evaluate
 from stages.lib.model import build_autoencoder, save_model
 from stages.lib.paths import AUGMENTED, EXTRA, PRETRAIN, model_file, split_file
 from stages.lib.training import pretrain, seed_everything
@@ -28,6 +29,9 @@ def main():
     model = build_autoencoder(params, train.shape[-1], train.shape[1], classifier=False)
     with Live(dir=str(PRETRAIN), dvcyaml=False, save_dvc_exp=False) as live:
         pretrain(model, (extra, labels_extra), (train, labels_train), val, params, live)
+        if not params.pretrain.epochs:  # the untrained start's error: the stage's curves exist, one point long
+            live.log_metric("val/mse", evaluate(model, val[0])["mse"])
+            live.next_step()
     save_model(model, model_file("pretrained"))
 
 

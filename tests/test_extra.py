@@ -4,7 +4,12 @@ import json
 
 import pandas as pd
 
-from stages import extra, prepare
+import torch
+
+from stages import augment, extra, prepare, pretrain
+from stages.lib.model import build_autoencoder, load_model
+from stages.lib.training import seed_everything
+from stages.lib.config import load_params
 from stages.lib.data import SPLITS, base_emoji
 from tests.conftest import NAMES, default_params, synthetic_params, write_params, write_valhalla_parquet
 
@@ -38,3 +43,20 @@ def test_extra_learns_from_other_emoji_but_never_a_validation_or_test_emoji_or_a
     assert counts["glyphs"] == len(others) and counts["styles"] == len(styles)
     assert counts["pretrain"] == len(learn) // 2 and summary["pretrain_images"] == len(learn)
     assert counts["validation or test emoji"] == 2 * len(held_out)  # each held-out emoji and its variant
+
+
+def test_pretrain_with_no_epochs_writes_the_seeded_start_and_a_one_point_curve(workdir, tmp_path):
+    params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
+    params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=["rocket", "sun with face"]))], "mirror": False}
+    params["pretrain"]["epochs"] = 0
+    write_params(workdir, params)
+    for stage in (prepare, augment, extra, pretrain):
+        stage.main()
+
+    curve = (workdir / "reports/pretrain/plots/metrics/val/mse.tsv").read_text().splitlines()
+    assert len(curve) == 2 and float(curve[1].split("\t")[-1]) > 0  # header and the one point
+    loaded = load_params()
+    seed_everything(loaded.seed, loaded.train.threads)
+    fresh = build_autoencoder(loaded, loaded.data.size, 3, classifier=False)
+    saved = load_model(workdir / "models/pretrained/model.pt")
+    assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in saved.state_dict().items())  # nothing trained

@@ -171,3 +171,4 @@ def test_pretraining_pools_the_other_emoji_with_the_train_split_at_its_own_setti
     training.pretrain(None, (x, torch.full((20,), -1)), (x[:8], y[:8]), (x, y), params)
     assert seen["n"] == 28 and (seen["labels"][:20] == -1).all() and torch.equal(seen["labels"][20:], y[:8])
     assert (seen["cfg"].epochs, seen["cfg"].lr, seen["cfg"].paste, seen["cfg"].batch_size) == (3, 0.004, 0.25, params.train.batch_size)
+

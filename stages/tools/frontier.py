@@ -45,7 +45,9 @@ def point(design: str, overrides: list[str], metrics: dict) -> dict:
 def run_design(design: str, overrides: list[str]) -> dict:
     """The pipeline with `overrides`, as a temporary experiment; its metrics."""
     name = "frontier-" + "".join(c if c.isalnum() else "-" for c in design.lower()).strip("-")
-    command = ["dvc", "exp", "run", "--temp", "--name", name, "--force", *[a for o in overrides for a in ("-S", o)]]
+    subprocess.run(["dvc", "exp", "remove", name], capture_output=True)  # a previous run's point, if any
+    # No --force: stages whose params and inputs were run before come back from the run-cache.
+    command = ["dvc", "exp", "run", "--temp", "--name", name, *[a for o in overrides for a in ("-S", o)]]
     print(f"frontier: {design}: {' '.join(command)}", flush=True)
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
