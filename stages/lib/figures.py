@@ -73,14 +73,17 @@ def save_curves(path, panels: list[dict], title: str) -> None:
 
 
 def save_scatter(path, points: list[tuple[float, float, str]], xlabel: str, ylabel: str, title: str) -> None:
-    """Labelled points, one per measured run."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for x, y, label in points:
-        ax.scatter([x], [y], s=30)
-        ax.annotate(textwrap.fill(label, 28), (x, y), fontsize=7, xytext=(5, 4), textcoords="offset points")
+    """Points, one per measured run, named in a legend beside the axes (labels on the points
+    overlap where runs land close together). The x axis is logarithmic: errors span decades."""
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    markers = "osD^vP*X"
+    for i, (x, y, label) in enumerate(points):
+        ax.scatter([x], [y], s=45, marker=markers[i % len(markers)], label=textwrap.fill(label, 40))
+    ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
     save_figure(fig, path)

@@ -2,6 +2,7 @@
 
     python -m stages.tools.frontier              # every design of DESIGNS, one `dvc exp run --temp` each
     python -m stages.tools.frontier --only 2x2   # the designs whose name has this text
+    python -m stages.tools.frontier --redraw     # the figure again from reports/frontier.json
 
 Each design is params.yaml with a few values replaced, run through the whole pipeline as a
 temporary DVC experiment (the workspace stays as it is). Every point is scored on the validation
@@ -67,10 +68,19 @@ def experiment_ref(name: str) -> str:
     return found[0]
 
 
+def draw(points: list[dict]) -> None:
+    save_scatter(FRONTIER_FIGURE, [(p["val_mse_one_pass"], p["val_beats_pixel"], f"{p['design']} (top-5 {p['val_top5']:.0%})") for p in points],
+                 xlabel="validation MSE, one encoder pass (lower: reconstructs better)",
+                 ylabel="val analogies: composite beats pixel arithmetic", title="Reconstruction against composition, by design")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run only the designs whose name contains this text")
+    parser.add_argument("--redraw", action="store_true", help="redraw reports/frontier.png from reports/frontier.json; run nothing")
     args = parser.parse_args()
+    if args.redraw:
+        return draw(read_json(FRONTIER)["points"])
     chosen = {name: overrides for name, overrides in DESIGNS.items() if not args.only or args.only in name}
     if not chosen:
         raise PipelineError(f"--only {args.only}: no design matches (designs: {', '.join(DESIGNS)})")
@@ -78,13 +88,10 @@ def main():
     points += [point(name, overrides, run_design(name, overrides)) for name, overrides in chosen.items()]
     command = "python -m stages.tools.frontier" + (f" --only {args.only}" if args.only else "")
     write_json(FRONTIER, {**provenance(), "command": command, "points": points})
-    save_scatter(FRONTIER_FIGURE, [(p["val_mse_one_pass"], p["val_beats_pixel"], f"{p['design']} (top-5 {p['val_top5']:.0%})") for p in points],
-                 xlabel="validation MSE, one encoder pass (lower: reconstructs better)",
-                 ylabel="val analogies: composite beats pixel arithmetic", title="Reconstruction against composition, by design")
+    draw(points)
     for p in points:
         print(f"frontier: {p['design']}: val MSE {p['val_mse_one_pass']:.4f}, beats pixel {p['val_beats_pixel']:.0%}, "
               f"top-5 {p['val_top5']:.0%}, gap {p['val_gap']:.2f}")
-
 
 if __name__ == "__main__":
     run_stage(main)
