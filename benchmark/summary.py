@@ -37,7 +37,7 @@ def table(rows: list[dict]) -> str:
 def main():
     latents = load_params().benchmark.latents
     rows = [row(latent) for latent in latents]
-    made = provenance()
+    made = provenance(writes=(str(BENCHMARK), str(BENCHMARK_TABLE), str(BENCHMARK_FIGURE), str(CELLS), "benchmark/dvc.lock"))
     write_json(BENCHMARK, {**made, "rows": rows})
     write_text(BENCHMARK_TABLE, f"# Benchmark against the assignment's reference\n\nTest MSE (pixels in [0, 1]) and SSIM of both models, "
                f"trained on the same splits (ours also pretrains on data/extra), measured {made['date']} at commit `{made['commit']}` "

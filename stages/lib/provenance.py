@@ -26,15 +26,18 @@ def machine() -> str:
     return f"{cpu_name()}, {os.cpu_count()} CPU threads, {accelerator}, torch {torch.__version__}"
 
 
-def commit() -> str:
-    """The checked-out commit, marked when the working tree has uncommitted changes."""
+def commit(writes: tuple[str, ...] = ()) -> str:
+    """The checked-out commit, marked when the working tree has uncommitted changes other than
+    `writes`: what the caller is writing, which DVC deletes before it runs a stage."""
+    excluded = [f":(exclude){path}" for path in writes]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
+                               capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{sha}+uncommitted" if dirty else sha
 
 
-def provenance() -> dict:
-    return {"date": datetime.date.today().isoformat(), "commit": commit(), "machine": machine()}
+def provenance(writes: tuple[str, ...] = ()) -> dict:
+    return {"date": datetime.date.today().isoformat(), "commit": commit(writes), "machine": machine()}
