@@ -2,6 +2,7 @@
 from the run-cache by `dvc repro benchmark/dvc.yaml`."""
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import REPO, dvc, venv_env
+from tests.conftest import REPO, dvc, git, venv_env
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +26,18 @@ def test_the_benchmark_matrix_follows_params_and_is_not_part_of_the_default_pipe
     assert not any(out.startswith("benchmark/") for out in outs)
 
 
+def forget_the_benchmark(repo) -> None:
+    """The benchmark as if never run: no results, no lock, an empty run-cache."""
+    for result in ("benchmark/dvc.lock", "benchmark/cells", "reports/benchmark.json", "reports/benchmark.md", "reports/benchmark",
+                   ".dvc/cache/runs"):
+        path = repo / result
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "no benchmark yet")
+
+
 def test_cells_run_in_the_queue_and_the_pipeline_collects_them_from_the_run_cache(pipeline_copy):
+    forget_the_benchmark(pipeline_copy)
     for cell in ("reference-16", "ours-16"):
         dvc(pipeline_copy, "exp", "run", "--queue", f"benchmark/dvc.yaml:cell@{cell}")
     dvc(pipeline_copy, "queue", "start", "-j", "2")

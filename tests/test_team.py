@@ -98,7 +98,8 @@ def test_a_fresh_clone_pulls_everything_and_repro_trains_nothing(team, webdav):
     dvc(clone, "pull")
     repro = dvc(clone, "repro")
     seconds = time.time() - start
-    assert "Running stage" not in repro and repro.count("didn't change, skipping") == 7, repro
+    stages = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
+    assert "Running stage" not in repro and repro.count("didn't change, skipping") == len(stages), repro
     assert md5(clone / "models/ae/model.pt") == md5(team["work"] / "models/ae/model.pt")
     assert "up to date" in dvc(clone, "status")
     print(f"dvc pull && dvc repro on a fresh clone: {seconds:.1f} s")
@@ -170,7 +171,7 @@ def test_the_pr_check_fails_on_a_stale_lock_and_passes_on_a_fresh_one(team, tmp_
     git(work, "commit", "-qam", "a new learning rate, without dvc repro")
     stale = subprocess.run(check, cwd=work, env=venv_env(), capture_output=True, text=True)
     assert stale.returncode == 1 and stale.stderr.count("\n") == 1
-    assert stale.stderr.startswith("error: this commit's dvc.lock and metrics are stale (train_ae: param train modified; train_aux: param train")
+    assert stale.stderr.startswith("error: this commit's dvc.lock and metrics are stale (pretrain: param train modified; train_ae: param train")
     assert "run `dvc repro`, commit dvc.lock and reports/, and `dvc push`" in stale.stderr
 
 
