@@ -15,8 +15,8 @@ from stages.lib.config import load_params, run_stage
 from stages.lib.data import split_tensors
 from stages.lib.figures import save_curves, save_grid
 from stages.lib.files import missing, read_json, read_split, read_tsv, write_json
-from stages.lib.metrics import confusion_records, reconstruction_scores
-from stages.lib.model import class_probabilities, decode_all, encode_all, load_model
+from stages.lib.metrics import confusion_records, evaluate, reconstruction_scores
+from stages.lib.model import class_probabilities, load_model
 from stages.lib.paths import AUGMENTED, COMPOSE, EVALUATE, METRICS, MODEL_NAMES, model_file, split_file, train_reports
 
 CURVES = {"ae": ("train/mse", "val/mse"), "aux": ("train/mse", "val/mse", "train/acc", "val/acc")}  # what the figure draws
@@ -27,7 +27,7 @@ def score(model, x, labels: np.ndarray, class_names: list[str], refine, val: tor
     single pass is kept beside it), its one-pass validation MSE, and the classifier's accuracy."""
     metrics, recon, per_image = reconstruction_scores(model, x, refine)
     metrics["test_mse_per_class"] = {name: float(per_image[labels == k].mean()) for k, name in enumerate(class_names)}
-    metrics["val_mse_one_pass"] = float((decode_all(model, encode_all(model, val)) - val).pow(2).mean())
+    metrics["val_mse_one_pass"] = evaluate(model, val)["mse"]
     predicted = None
     if model.classifier is not None:
         predicted = class_probabilities(model, x).argmax(1).numpy()
@@ -84,7 +84,7 @@ def main():
         metrics[name], recons[name], predictions[name] = score(model, x, labels, class_names, params.refine, val)
     metrics["aux"]["mse_vs_ae"] = metrics["aux"]["test_mse"] / metrics["ae"]["test_mse"]
     metrics["reference"], recons["reference"], _ = reconstruction_scores(reference, x, params.refine)
-    metrics["reference"]["val_mse_one_pass"] = float((decode_all(reference, encode_all(reference, val)) - val).pow(2).mean())
+    metrics["reference"]["val_mse_one_pass"] = evaluate(reference, val)["mse"]
     for name in MODEL_NAMES:  # the reconstruction target: ours, one pass, against the reference's, one pass
         metrics[name]["one_pass_vs_reference"] = metrics[name]["test_mse_one_pass"] / metrics["reference"]["test_mse_one_pass"]
     metrics["compose"] = compose

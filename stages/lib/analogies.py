@@ -83,8 +83,8 @@ def score(items, method, decode, latents, pixels, recon_mse) -> list[dict]:
     """Per analogy: the composite's MSE to the target, pixel arithmetic's and copying's, the
     target's rank among every latent of the pool (inputs excluded), and the model's own one-pass
     reconstruction MSE of the target (the arithmetic gap's denominator)."""
-    keys = list(latents)
-    all_z = torch.stack([latents[k] for k in keys])
+    position = {key: i for i, key in enumerate(latents)}
+    all_z = torch.stack(list(latents.values()))
     z = torch.stack([arithmetic(latents, item, method) for item in items])
     composites = decode(z)
     rows = []
@@ -92,14 +92,14 @@ def score(items, method, decode, latents, pixels, recon_mse) -> list[dict]:
         target = pixels[item["target"]]
         distances = torch.cdist(zi[None], all_z)[0]
         for excluded in ((item["a"], item["b"], item["c"]) if method == "single" else (item["c"],)):
-            distances[keys.index(excluded)] = float("inf")
+            distances[position[excluded]] = float("inf")
         rows.append({"family": item["family"], "kind": item["kind"], "split": item["split"], "method": method,
                      "a": list(item["a"]), "b": list(item["b"]), "c": list(item["c"]), "target": list(item["target"]),
                      "mse": F.mse_loss(image, target).item(),
                      "pixel_mse": F.mse_loss(arithmetic(pixels, item, method).clamp(0, 1), target).item(),
                      "copy_mse": F.mse_loss(pixels[item["c"]], target).item(),
                      "recon_mse": recon_mse[item["target"]],
-                     "rank": int((distances < distances[keys.index(item["target"])]).sum()) + 1})
+                     "rank": int((distances < distances[position[item["target"]]]).sum()) + 1})
     return rows
 
 
