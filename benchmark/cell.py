@@ -17,8 +17,8 @@ import torch
 from stages.lib.config import PipelineError, load_params, run_stage
 from stages.lib.data import images_and_labels
 from stages.lib.files import read_split, write_json
-from stages.lib.metrics import reconstruction_scores
-from stages.lib.model import Reference, build_autoencoder, decode_all, device, encode_all, reference_cells, save_model
+from stages.lib.metrics import evaluate, reconstruction_scores
+from stages.lib.model import Reference, build_autoencoder, device, save_model
 from stages.lib.paths import AUGMENTED, EXTRA, split_file
 from stages.lib.training import fit, fit_reference, pretrain, seed_everything
 
@@ -45,16 +45,13 @@ def main():
         raise PipelineError("usage: python -m benchmark.cell reference|ours LATENT")
     model_name, latent = sys.argv[1], int(sys.argv[2])
     params = load_params(overrides=[f"latent={latent}"])
-    if latent % reference_cells(params.data.size):
-        raise PipelineError(f"latent {latent} does not fill the reference's grid: use a multiple of {reference_cells(params.data.size)}")
     seed_everything(params.seed, params.train.threads)
     data = {split: images_and_labels(read_split(split_file(AUGMENTED, split))) for split in ("train", "val", "test")}
     if model_name == "ours":
         data["extra"] = images_and_labels(read_split(EXTRA / "pretrain.parquet"))
     model, seconds = train_cell(model_name, params, data)
     scores, _, _ = reconstruction_scores(model, data["test"][0], params.refine)
-    val = data["val"][0]
-    scores.update(val_mse_one_pass=float((decode_all(model, encode_all(model, val)) - val).pow(2).mean()),
+    scores.update(val_mse_one_pass=evaluate(model, data["val"][0])["mse"],
                   parameters=sum(p.numel() for p in model.parameters()), train_seconds=seconds,
                   train_threads=torch.get_num_threads(), device=device().type)
     out = CELLS / f"{model_name}-{latent}"

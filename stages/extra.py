@@ -75,12 +75,12 @@ def main():
     records = [record for intake in intakes for record in intake.records]
     pretrain, styles, counts = sort_glyphs(records, data, subset_bases(frames), prepared)
 
-    images, frame = table(pretrain, data.size, data.rgba, cfg.mirror)
-    write_split(EXTRA / "pretrain.parquet", images, frame)
+    images, learn = table(pretrain, data.size, data.rgba, cfg.mirror)
+    write_split(EXTRA / "pretrain.parquet", images, learn)
     images, frame = table(styles, data.size, data.rgba, mirror=False)
     write_split(EXTRA / "styles.parquet", images, frame)
     write_json(EXTRA_SUMMARY, {"sources": {intake.source: intake.summary() for intake in intakes}, "glyphs": counts,
-                               "pretrain_images": int(len(pretrain) * (2 if cfg.mirror else 1)),
+                               "pretrain_images": len(learn),
                                "style_images": {split: int(np.sum([r["split"] == split for r in styles])) for split in SPLITS}})
     print(f"extra: {len(pretrain)} glyphs to learn from ({'with' if cfg.mirror else 'without'} mirror images), "
           f"{len(styles)} drawings of the subset's emoji in other styles; "

@@ -6,12 +6,12 @@
 On the workspace's data (data/prepared, data/augmented and data/extra as `dvc repro` left them)
 and params, each seed re-runs pretrain, train_reference, train_ae, train_aux, compose and
 evaluate, as the stages do, in a scratch copy: the split and the augmented copies stay the same,
-only the weights' start, the batch order and the per-batch augmentation change. A run of the same commit on another CPU
-differs the same way, since its last bits diverge and training amplifies them (docs/
-reproducibility.md); `--other-run` adds such a run's reports/metrics.json. Writes
-reports/noise.json: per metric, the values of the committed run and of each other run, and their
-spread (max - min), with the date, commit and machine. Commit it: the PR comment calls a change
-within noise when it is no larger than that spread.
+only the weights' start, the batch order and the per-batch augmentation change. A run of the
+same commit on another CPU differs the same way, since its last bits diverge and training
+amplifies them (docs/reproducibility.md); `--other-run` adds such a run's reports/metrics.json.
+Writes reports/noise.json: per metric, the values of the committed run and of each other run,
+and their spread (max - min), with the date, commit and machine. Commit it: the PR comment calls
+a change within noise when it is no larger than that spread.
 """
 
 import argparse
@@ -44,7 +44,7 @@ def leaves(tree: dict, prefix: str = "") -> dict[str, float]:
 
 
 def run_with_seed(seed: int) -> dict:
-    """train_ae, train_aux, compose and evaluate with `seed`, on the workspace's data, in a scratch copy."""
+    """The STAGES with `seed`, on the workspace's data, in a scratch copy; its metrics."""
     with tempfile.TemporaryDirectory(prefix="noise-") as scratch:
         scratch = Path(scratch)
         for data in (PREPARED, AUGMENTED, EXTRA):
