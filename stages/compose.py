@@ -14,58 +14,20 @@ Both trained models compose, so the report can say whether the classifier's shap
 latent helps. Writes reports/compose/ (figures, metrics.json, analogies.json).
 """
 
-import difflib
-import math
-import re
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from stages.lib import analogies as A
-from stages.lib.config import PipelineError, load_params, run_stage
+from stages.lib.config import load_params, run_stage
 from stages.lib.data import SPLITS, split_tensors
 from stages.lib.figures import save_grid
 from stages.lib.files import read_split, write_json
 from stages.lib.model import decode_all, encode_all, load_model
+from stages.lib.recipes import check_names, concept_vector, parse_recipe, slerp
 from stages.lib.paths import COMPOSE, EXTRA, MODEL_NAMES, PREPARED, model_file, split_file
 
 SINGLE_PER_TARGET = 3  # single-pair analogies scored per target and family: every pair of pairs would be tens of thousands
-
-
-def parse_recipe(recipe: str) -> list[tuple[float, str]]:
-    """'a - b + c' -> [(1, 'a'), (-1, 'b'), (1, 'c')]; names are lower-case words."""
-    text = recipe.strip().lower()
-    if not text.startswith(("+", "-")):
-        text = f"+ {text}"
-    parts = re.split(r"(?:^|\s+)([+-])\s+", text)
-    terms = [(1.0 if sign == "+" else -1.0, name.strip()) for sign, name in zip(parts[1::2], parts[2::2])]
-    if not terms or any(not name or name[0] in "+-" or name[-1] in "+-" for _, name in terms):
-        raise PipelineError(f"compose recipe '{recipe}' is malformed: write it as 'name - name + name'")
-    return terms
-
-
-def check_names(names: list[str], known: list[str], where: str) -> None:
-    """Fail up front, in one line, on the first name that is not an emoji of the data."""
-    for name in names:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
-            hint = f"closest: {', '.join(repr(c) for c in close)}" if close else "no close name"
-            raise PipelineError(f"{where} names '{name}', which is not in the prepared data ({hint})")
-
-
-def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
-    # The angle's trigonometry in Python floats: torch's vectorised arccos and sin round
-    # differently from one CPU vendor to another.
-    omega = math.acos(min(1.0, max(-1.0, F.cosine_similarity(z0, z1, dim=0).item())))
-    if omega < 1e-6:
-        return (1 - t) * z0 + t * z1
-    return (math.sin((1 - t) * omega) * z0 + math.sin(t * omega) * z1) / math.sin(omega)
-
-
-def concept_vector(term: str, latents, concepts) -> torch.Tensor:
-    members = concepts.get(term, [term])
-    return torch.stack([latents[n] for n in members]).mean(0)
 
 
 def drawings(frame, splits) -> tuple[dict, dict]:

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from benchmark import cell
-from stages import augment, compose, evaluate, extra, prepare, pretrain, reference, report, train
+from stages import augment, card, compose, evaluate, extra, prepare, pretrain, reference, report, train
+from stages.app import cli
 from stages.lib.config import run_stage
 from stages.tools import aux_cv, profile_train
 from tests.conftest import REPO, synthetic_params, write_params, write_valhalla_parquet
@@ -31,7 +32,8 @@ def built(tmp_path_factory):
     params["extra"]["sources"] = [str(write_valhalla_parquet(work / "other.parquet", names=["rocket", "sun with face", "dog face"]))]
     write_params(work, params)
     for main, argv in ((prepare.main, ()), (augment.main, ()), (extra.main, ()), (pretrain.main, ()), (reference.main, ()),
-                       (train.main, ("ae",)), (train.main, ("aux",)), (compose.main, ()), (evaluate.main, ()), (report.main, ())):
+                       (train.main, ("ae",)), (train.main, ("aux",)), (compose.main, ()), (evaluate.main, ()), (report.main, ()),
+                       (card.main, ())):
         run_main(main, monkeypatch, argv)
     monkeypatch.undo()
     return work
@@ -68,6 +70,12 @@ CASES = [
     ("reports/metrics.json", "foreign", report.main, (), "dvc repro -f evaluate"),
     ("reports/train_ae/architecture.txt", "missing", report.main, (), "dvc repro train_ae"),
     ("reports/extra/summary.json", "truncated", report.main, (), "git checkout -- reports/extra/summary.json"),
+    ("reports/metrics.json", "missing", card.main, (), "dvc repro evaluate"),
+    ("models/aux/model.pt", "truncated", card.main, (), "dvc repro -f train_aux"),
+    ("models/release/ae/model.pt", "truncated", cli.main, ("compose", "nerd face"), "dvc checkout --force models/release/ae/model.pt"),
+    ("models/release/ae/emoji.parquet", "foreign", cli.main, ("names",), "dvc repro -f card"),
+    ("models/release/aux/settings.json", "truncated", cli.main, ("reconstruct", "nerd face", "--model", "models/release/aux"),
+     "dvc checkout --force models/release/aux/settings.json"),
 ]
 
 

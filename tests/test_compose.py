@@ -1,23 +1,23 @@
 import pytest
 import torch
 
-from stages import compose
+from stages.lib import recipes
 from stages.lib import analogies as A
 from stages.lib.config import PipelineError
 from tests.conftest import NAMES
 
 
 def test_recipes_parse_into_signed_terms():
-    assert compose.parse_recipe("nerd face - smiling face with open mouth + face with stuck out tongue") == [
+    assert recipes.parse_recipe("nerd face - smiling face with open mouth + face with stuck out tongue") == [
         (1.0, "nerd face"), (-1.0, "smiling face with open mouth"), (1.0, "face with stuck out tongue")]
-    assert compose.parse_recipe("- cat + dog") == [(-1.0, "cat"), (1.0, "dog")]
+    assert recipes.parse_recipe("- cat + dog") == [(-1.0, "cat"), (1.0, "dog")]
     with pytest.raises(PipelineError, match="malformed"):
-        compose.parse_recipe("nerd face - ")
+        recipes.parse_recipe("nerd face - ")
 
 
 def test_unknown_names_fail_with_the_closest_names():
     with pytest.raises(PipelineError) as caught:
-        compose.check_names(["nerd fac"], NAMES, "compose recipe 'x'")
+        recipes.check_names(["nerd fac"], NAMES, "compose recipe 'x'")
     message = str(caught.value)
     assert "'nerd fac'" in message and "closest: 'nerd face'" in message and "\n" not in message
 
@@ -81,5 +81,5 @@ def test_scoring_an_exact_latent_space_gives_perfect_composites_and_a_gap_of_one
 
 def test_slerp_keeps_endpoints_and_norm():
     z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
-    assert torch.allclose(compose.slerp(z0, z1, 0.0), z0) and torch.allclose(compose.slerp(z0, z1, 1.0), z1)
-    assert torch.isclose(compose.slerp(z0, z1, 0.5).norm(), torch.tensor(1.0))
+    assert torch.allclose(recipes.slerp(z0, z1, 0.0), z0) and torch.allclose(recipes.slerp(z0, z1, 1.0), z1)
+    assert torch.isclose(recipes.slerp(z0, z1, 0.5).norm(), torch.tensor(1.0))

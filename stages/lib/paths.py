@@ -8,6 +8,7 @@ PREPARED = Path("data/prepared")
 AUGMENTED = Path("data/augmented")
 EXTRA = Path("data/extra")
 MODELS = Path("models")
+RELEASE = MODELS / "release"  # the models as packages with their cards (stage card), registered as artifacts
 REPORTS = Path("reports")
 
 SUMMARY = REPORTS / "prepare" / "summary.json"
@@ -42,6 +43,10 @@ def latents_file(name: str) -> Path:
     return MODELS / name / "latents.pt"
 
 
+def release(name: str) -> Path:
+    return RELEASE / name
+
+
 def train_reports(name: str) -> Path:
     """DVCLive's directory of a training stage: metrics.json and plots/metrics/{train,val}/*.tsv."""
     return REPORTS / f"train_{name}"
@@ -56,6 +61,8 @@ def producer(path) -> str:
         return "augment"
     if parts[:2] == EXTRA.parts or Path(path) == EXTRA_SUMMARY:
         return "extra"
+    if parts[:2] == RELEASE.parts:
+        return "card"
     if parts[:1] == MODELS.parts and len(parts) > 1:
         return "pretrain" if parts[1] == "pretrained" else f"train_{parts[1]}"
     if parts[:2] == PRETRAIN.parts:

@@ -1,0 +1,224 @@
+"""The model outside the pipeline (stages/app): the workbench, the `emoji-ae` command and the
+page's JSON routes, on a small model package the tests build. The installed command on the tiny
+pipeline's models, a fetched artifact and the page in Chromium: tests/test_app_e2e.py."""
+
+import base64
+import io
+import json
+import threading
+import urllib.error
+import urllib.request
+from http.server import ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from stages.app.cli import main as cli_main
+from stages.app.web import Api, handler
+from stages.app.workbench import Workbench
+from stages.lib.config import PipelineError, run_stage
+from stages.lib.data import png_bytes, to_square
+from stages.lib.model import Autoencoder, save_model
+from stages.lib.sources import decode_image
+from tests.conftest import NAMES, emoji_png, encoded
+
+SIZE = 16
+CONCEPTS = {"cat": ["crying cat face", "weary cat face"], "human": ["crying face", "weary face"]}
+RECIPE = "crying cat face - crying face + pouting face"
+
+
+def write_package(folder, names=NAMES[:16]):
+    """What the card stage writes, small: an untrained 16 px model, its emoji and settings."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    save_model(Autoencoder(SIZE, [8, 16], 16, grid=2), folder / "model.pt")
+    torch.save({"train": {"z": torch.zeros(1, 16), "text": names[:1]}}, folder / "latents.pt")
+    images = [png_bytes(to_square(decode_image(emoji_png(i)), SIZE, False)) for i in range(len(names))]
+    pd.DataFrame({"image": [{"bytes": b, "path": f"{i}.png"} for i, b in enumerate(images)], "text": names,
+                  "source": "test", "split": "train", "class_name": "face"}).to_parquet(folder / "emoji.parquet")
+    settings = {"concepts": CONCEPTS, "recipes": [RECIPE, "grinning face + cat - human"], "slerp": ["grinning face", "dog face"],
+                "refine": {"steps": 5, "lr": 0.1}}
+    (folder / "settings.json").write_text(json.dumps(settings))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    return write_package(tmp_path_factory.mktemp("package") / "ae")
+
+
+@pytest.fixture(scope="module")
+def bench(package):
+    return Workbench(package, workspace_params=None)
+
+
+def test_composition_adds_the_attribute_to_the_base_and_names_the_nearest_emoji(bench):
+    result = bench.compose_text(RECIPE)
+    assert result.base.label == "pouting face" and result.image.shape == (3, SIZE, SIZE)
+    z = bench.latents["crying cat face"] - bench.latents["crying face"] + bench.latents["pouting face"]
+    assert torch.allclose(bench.model.decode(z[None])[0], result.image, atol=1e-6)
+    pixels = (bench.pixels["crying cat face"] - bench.pixels["crying face"] + bench.pixels["pouting face"]).clamp(0, 1)
+    assert torch.equal(result.pixel, pixels)
+    assert len(result.nearest) == 3 and not {"crying cat face", "crying face", "pouting face"} & {n for n, _ in result.nearest}
+    assert [d for _, d in result.nearest] == sorted(d for _, d in result.nearest)
+
+
+def test_alpha_scales_the_attribute_and_zero_gives_the_base(bench):
+    plain = bench.compose_text("grinning face + cat - human", alpha=0)
+    assert plain.base.label == "grinning face"
+    assert torch.allclose(plain.image, bench.model.decode(bench.latents["grinning face"][None])[0], atol=1e-6)
+    double = bench.compose_text("grinning face + cat - human", alpha=2)
+    cat = torch.stack([bench.latents[n] for n in CONCEPTS["cat"]]).mean(0) - torch.stack([bench.latents[n] for n in CONCEPTS["human"]]).mean(0)
+    assert torch.allclose(bench.model.decode((bench.latents["grinning face"] + 2 * cat)[None])[0], double.image, atol=1e-5)
+
+
+def test_a_users_image_is_prepared_as_the_pipeline_prepares_its_data(bench, tmp_path):
+    path = tmp_path / "Mine.TIFF"
+    path.write_bytes(encoded("CMYK", index=3, size=50))
+    term = bench.term(str(path))
+    expected = to_square(decode_image(path.read_bytes()), SIZE, False)
+    assert term.kind == "image" and torch.equal(term.pixels, torch.from_numpy(__import__("numpy").asarray(expected).copy()).permute(2, 0, 1).float() / 255)
+    result = bench.compose_text(f"{path} - crying face + weary face")
+    assert result.base.label == "weary face" and result.terms[0][1].label == str(path)
+
+
+@pytest.mark.parametrize("term, message", [
+    ("crying kat face", "'crying kat face' is neither an emoji of this model nor a concept (closest: 'crying cat face'"),
+    ("missing/file.png", "missing/file.png does not exist"),
+])
+def test_unknown_terms_fail_in_one_line_with_the_closest_names(bench, term, message):
+    with pytest.raises(PipelineError) as caught:
+        bench.compose_text(f"{term} - crying face + weary face")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_unreadable_image_and_a_broken_package_fail_in_one_line(bench, package, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(PipelineError, match=r"bad.png cannot be used \(unreadable image\)"):
+        bench.term(str(bad))
+    foreign = tmp_path / "foreign"
+    write_package(foreign)
+    torch.save({"weights": torch.zeros(3)}, foreign / "model.pt")
+    with pytest.raises(PipelineError, match="model.pt is unreadable .*not a model of this code"):
+        Workbench(foreign)
+    (foreign / "emoji.parquet").unlink()  # a train stage's folder, models/ae, is no package
+    with pytest.raises(PipelineError, match="has no emoji.parquet: give --model a model package"):
+        Workbench(foreign)
+
+
+def test_reconstruction_one_pass_and_refined(bench):
+    term = bench.term("nerd face")
+    one_pass, mse_one_pass = bench.reconstruct(term, 0)
+    assert torch.allclose(one_pass, bench.model.decode(term.z[None])[0], atol=1e-6)
+    refined, mse_refined = bench.reconstruct(term)  # the package's refine.steps
+    assert mse_refined < mse_one_pass
+
+
+def test_interpolation_runs_from_one_emoji_to_the_other(bench):
+    frames = bench.interpolate(bench.term("grinning face"), bench.term("dog face"), 4)
+    ends = bench.model.decode(torch.stack([bench.latents["grinning face"], bench.latents["dog face"]]))
+    assert len(frames) == 4 and torch.allclose(frames[0], ends[0], atol=1e-5) and torch.allclose(frames[-1], ends[1], atol=1e-5)
+
+
+def test_concepts_of_the_workspace_params_are_usable_at_once(package, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("compose:\n  concepts:\n    sad: [crying face, weary face]\n")
+    bench = Workbench(package, workspace_params=params)
+    assert bench.term("sad").kind == "concept" and bench.term("cat").kind == "concept"
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """The command's main() in-process, in a directory, through the console script's wrapper
+    (the installed script itself runs in tests/test_app_e2e.py): exit code, stdout, stderr."""
+    def run(*args, cwd):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            run_stage(lambda: cli_main(list(args)))
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+    return run
+
+
+def test_the_command_composes_reconstructs_and_interpolates_into_pngs(cli, package, tmp_path):
+    composed = cli("compose", RECIPE, "--model", str(package), "--alpha", "1.5", "-o", str(tmp_path / "c.png"), cwd=tmp_path)
+    assert composed.returncode == 0, composed.stderr
+    assert "base: pouting face; alpha 1.5" in composed.stdout and "nearest real emoji (inputs excluded): " in composed.stdout
+    recon = cli("reconstruct", "nerd face", "--model", str(package), "--refine", "0", "-o", str(tmp_path / "r.png"), cwd=tmp_path)
+    assert recon.returncode == 0 and "reconstruction MSE 0." in recon.stdout and "(one encoder pass" in recon.stdout
+    path = cli("interpolate", "grinning face", "dog face", "--steps", "5", "--model", str(package), "-o", str(tmp_path / "i.png"), cwd=tmp_path)
+    assert path.returncode == 0 and "5 points from grinning face to dog face" in path.stdout
+    for name in ("c", "r", "i"):
+        assert Image.open(tmp_path / f"{name}.png").size[0] > 200
+    names = cli("names", "cat", "--model", str(package), cwd=tmp_path)
+    assert "crying cat face" in names.stdout.splitlines() and "cat (concept: crying cat face, weary cat face)" in names.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compose", "crying kat face + weary face"], "error: 'crying kat face' is neither an emoji of this model nor a concept (closest: "),
+    (["compose", "nerd face -"], "error: recipe 'nerd face -' is malformed"),
+    (["compose", "nerd face", "-o", "out.jpg"], "error: -o out.jpg: the output is a PNG image, name it *.png"),
+    (["interpolate", "nerd face", "dog face", "--steps", "1"], "error: --steps must be at least 2"),
+])
+def test_the_command_fails_in_one_line_and_writes_nothing(cli, package, tmp_path, args, message):
+    result = cli(*args, "--model", str(package), cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_a_package_the_command_says_where_models_come_from(cli, tmp_path):
+    result = cli("compose", RECIPE, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("error: models/release/ae is not a folder: give --model a model package")
+
+
+@pytest.fixture(scope="module")
+def server(bench):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler(Api(bench)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def post(url, body) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def decoded(url: str) -> Image.Image:
+    assert url.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+def test_the_page_and_its_routes_answer_with_images_and_one_line_errors(server):
+    with urllib.request.urlopen(server + "/", timeout=30) as page:
+        assert b'id="compose-button"' in page.read()
+    with urllib.request.urlopen(server + "/api/info", timeout=30) as response:
+        info = json.loads(response.read())
+    assert "crying cat face" in info["names"] and info["examples"][0]["terms"][1] == {"sign": -1.0, "name": "crying face"}
+    upload = "data:image/png;base64," + base64.b64encode(emoji_png(5)).decode()
+    status, value = post(server + "/api/compose", {"alpha": 1, "terms": [
+        {"sign": 1, "name": "crying cat face"}, {"sign": -1, "name": "crying face"}, {"sign": 1, "image": upload, "label": "mine.png"}]})
+    assert status == 200 and value["base"] == "mine.png" and len(value["nearest"]) == 3
+    assert decoded(value["composite"]).size == (SIZE, SIZE) and decoded(value["pixel"]).size == (SIZE, SIZE)
+    status, value = post(server + "/api/reconstruct", {"term": {"image": upload, "label": "mine.png"}, "steps": 0})
+    assert status == 200 and value["mse"] > 0 and decoded(value["reconstruction"]).size == (SIZE, SIZE)
+    status, value = post(server + "/api/interpolate", {"start": {"name": "grinning face"}, "end": {"image": upload}, "steps": 3})
+    assert status == 200 and len(value["frames"]) == 3
+    status, value = post(server + "/api/compose", {"terms": [{"sign": 1, "name": "crying kat face"}]})
+    assert status == 400 and "closest: 'crying cat face'" in value["error"]
+    status, value = post(server + "/api/reconstruct", {"term": {"image": "data:image/png;base64,bm90IGFuIGltYWdl", "label": "x.png"}})
+    assert status == 400 and value["error"].startswith("x.png cannot be used (unreadable image)")
