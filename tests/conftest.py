@@ -18,6 +18,20 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist, every end-to-end test that reads or copies the session's tiny pipeline
+    runs on one worker, which builds it once; the fresh-clone reproduction of the default
+    pipeline, the longest test, starts at once on the other."""
+    order = {"reproduction": 0, "tiny-pipeline": 1}
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            group = "reproduction" if item.module.__name__.endswith("test_reproduction") else "tiny-pipeline"
+            item.add_marker(pytest.mark.xdist_group(group))
+    # The two long groups first, one per worker; the fast layer fills in behind them.
+    items.sort(key=lambda item: order.get(next((m.args[0] for m in item.iter_markers("xdist_group")), ""), 2))
+
 # Names that exercise the default rules: several classes and one analogy family.
 NAMES = [
     "grinning face", "crying face", "weary face", "pouting face", "smiling face with open mouth",
@@ -159,9 +173,26 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     return repo
 
 
+def share_cache(source: Path, destination: Path) -> Path:
+    """A copy of a DVC repository whose cache is the source's own, run-cache included: one
+    session's copies restore each other's runs instead of training the same params twice."""
+    cache = source / ".dvc" / "cache"
+    shutil.copytree(source, destination, symlinks=True, ignore=lambda folder, names: ["cache"] if Path(folder) == source / ".dvc" else [])
+    if cache.is_dir():  # a copy of a copy shares the first one's cache through its config.local already
+        with open(destination / ".dvc" / "config.local", "a") as config:
+            config.write(f"[cache]\n    dir = {cache}\n")
+    return destination
+
+
 @pytest.fixture
 def pipeline_copy(tiny_pipeline, tmp_path) -> Path:
-    """A private copy of the tiny pipeline, its Git history and DVC cache included."""
+    """A copy of the tiny pipeline, its Git history included, sharing its DVC cache."""
+    return share_cache(tiny_pipeline, tmp_path / "repo")
+
+
+@pytest.fixture
+def private_pipeline_copy(tiny_pipeline, tmp_path) -> Path:
+    """A copy of the tiny pipeline with a DVC cache of its own, for a test that empties it."""
     return Path(shutil.copytree(tiny_pipeline, tmp_path / "repo", symlinks=True))
 
 

@@ -1,19 +1,39 @@
-"""Bad input, as a user meets it: each stage run from the command line fails with one line
-on stderr that names the problem and the fix, exits non-zero, and writes nothing."""
+"""Bad input, as a user meets it: a stage fails with one line on stderr that names the problem
+and the fix, exits non-zero, and writes nothing. The stages run in-process through the same
+`run_stage` wrapper as `python -m stages.<name>`, which the last test runs as a real command."""
 
+import importlib
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from stages.lib import config
 from tests.conftest import REPO, synthetic_params, tiny_params, write_params, write_valhalla_parquet
 
 
-def run_stage(directory: Path, *module: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", *module], cwd=directory, env=env, capture_output=True, text=True)
+@pytest.fixture
+def stage(monkeypatch, capsys):
+    """Runs a stage's main() as its command would, in a directory: exit code and stderr."""
+    # A library's log handler made in an earlier test writes to that test's closed capture
+    # stream; in a real command there is one stream, so such a write cannot fail.
+    monkeypatch.setattr(logging, "raiseExceptions", False)
+
+    def run(directory: Path, module: str, *argv: str) -> SimpleNamespace:
+        monkeypatch.chdir(directory)
+        monkeypatch.setattr(sys, "argv", [module, *argv])
+        capsys.readouterr()
+        try:
+            config.run_stage(importlib.import_module(module).main)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
+    return run
 
 
 def assert_clean_failure(result, *fragments):
@@ -62,35 +82,32 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_prepare_rejects_bad_input_in_one_line_and_writes_nothing(case, tmp_path):
+def test_prepare_rejects_bad_input_in_one_line_and_writes_nothing(case, tmp_path, stage, monkeypatch):
     changes, fragments = CASES[case]
     work = tmp_path / "work"
     work.mkdir()
     write_params(work, bad(tmp_path, **changes))
     before = files_under(work)
-    env_offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    os.environ.update(env_offline)
-    try:
-        result = run_stage(work, "stages.prepare")
-    finally:
-        for key in env_offline:
-            os.environ.pop(key)
-    assert_clean_failure(result, *fragments)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    assert_clean_failure(stage(work, "stages.prepare"), *fragments)
     assert files_under(work) == before
 
 
-def test_compose_rejects_an_unknown_name_with_the_closest_names(tmp_path):
+def test_compose_rejects_an_unknown_name_with_the_closest_names(tmp_path, stage):
     params = bad(tmp_path)
     write_params(tmp_path, params)
-    assert run_stage(tmp_path, "stages.prepare").returncode == 0
+    assert stage(tmp_path, "stages.prepare").returncode == 0
     params["compose"]["recipes"] = ["nerd face - crying face + weary cat fase"]
     write_params(tmp_path, params)
     before = files_under(tmp_path)
-    result = run_stage(tmp_path, "stages.compose")
+    result = stage(tmp_path, "stages.compose")
     assert_clean_failure(result, "'weary cat fase'", "closest: 'weary cat face'")
     assert files_under(tmp_path) == before
 
 
-def test_training_stage_without_data_says_to_run_the_earlier_stages(tmp_path):
+def test_training_stage_without_data_says_to_run_the_earlier_stages_from_the_command_line(tmp_path):
     write_params(tmp_path, tiny_params())
-    assert_clean_failure(run_stage(tmp_path, "stages.train", "ae"), "run the earlier stages first")
+    result = subprocess.run([sys.executable, "-m", "stages.train", "ae"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True)
+    assert_clean_failure(result, "run the earlier stages first")

@@ -3,6 +3,7 @@ DVC remote (through dvc-webdav), a bare Git repository as origin, fresh clones, 
 shared experiments and registered models."""
 
 import hashlib
+import re
 import shutil
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import torch
 import yaml
 
 from stages.lib.model import load_model
-from tests.conftest import dvc, git, venv_env, write_params
+from tests.conftest import REPO, dvc, git, share_cache, venv_env, write_params
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +69,7 @@ def team(tiny_pipeline, webdav, tmp_path_factory):
     """The tiny pipeline with the WebDAV remote committed as default, pushed with its run-cache,
     and its Git history in a bare repository, as a team's origin."""
     root = tmp_path_factory.mktemp("team")
-    work = shutil.copytree(tiny_pipeline, root / "alice", symlinks=True)
+    work = share_cache(tiny_pipeline, root / "alice")
     dvc(work, "remote", "add", "-d", "team", webdav["url"])
     credentials(work)
     git(work, "add", ".dvc/config")
@@ -106,14 +107,14 @@ def test_a_fresh_clone_pulls_everything_and_repro_trains_nothing(team, webdav):
 
 
 def test_returning_to_params_already_run_restores_from_the_run_cache(team, tmp_path):
-    work = shutil.copytree(team["work"], tmp_path / "work", symlinks=True)
+    work = share_cache(team["work"], tmp_path / "work")
     params_a = yaml.safe_load((work / "params.yaml").read_text())
     lock_a = (work / "dvc.lock").read_text()
     params_b = yaml.safe_load((work / "params.yaml").read_text())
-    params_b["latent"], params_b["augment"]["hue"] = 32, 0.05
+    params_b["latent"] = 32  # the PR comment's test below changes the same: it restores these runs
     write_params(work, params_b)
     ran_b = dvc(work, "repro")
-    stages = ("augment", "train_ae", "train_aux", "compose", "evaluate")
+    stages = ("pretrain", "train_reference", "train_ae", "train_aux", "compose", "evaluate")
     assert all(f"Running stage '{stage}'" in ran_b for stage in stages)
     write_params(work, params_a)
     ran_a = dvc(work, "repro")  # latent A again: restored, not retrained
@@ -155,13 +156,18 @@ def test_a_registered_model_of_a_revision_is_fetched_from_the_remote(team, tmp_p
         fetch("artifacts", "get", str(team["origin"]), artifact, *how, "-o", str(out))
         assert md5(out / "model.pt") == md5(team["work"] / "models" / model / "model.pt")
     assert load_model(tmp_path / "emoji-aux-rev/model.pt").classifier is not None
+    # The fetched package works on its own, in a folder that is no clone of the project.
+    composed = subprocess.run([shutil.which("emoji-ae", path=venv_env()["PATH"]), "compose", "crying cat face - crying face + face with tears of joy",
+                               "--model", "emoji-ae-rev", "-o", "composite.png"], cwd=tmp_path, env=venv_env(), capture_output=True, text=True)
+    assert composed.returncode == 0 and "nearest real emoji" in composed.stdout, composed.stderr
+    assert (tmp_path / "composite.png").stat().st_size > 1000 and (tmp_path / "emoji-ae-rev/README.md").exists()
     revision = git(team["work"], "rev-parse", "HEAD").strip()  # any revision, through dvc get
     fetch("get", str(team["origin"]), "models/ae/latents.pt", "--rev", revision, "-o", str(tmp_path / "latents.pt"))
     assert md5(tmp_path / "latents.pt") == md5(team["work"] / "models/ae/latents.pt")
 
 
 def test_the_pr_check_fails_on_a_stale_lock_and_passes_on_a_fresh_one(team, tmp_path):
-    work = shutil.copytree(team["work"], tmp_path / "work", symlinks=True)
+    work = share_cache(team["work"], tmp_path / "work")
     check = [sys.executable, "-m", "stages.tools.pr_report", "check"]
     fresh = subprocess.run(check, cwd=work, env=venv_env(), capture_output=True, text=True)
     assert fresh.returncode == 0, fresh.stderr
@@ -176,7 +182,7 @@ def test_the_pr_check_fails_on_a_stale_lock_and_passes_on_a_fresh_one(team, tmp_
 
 
 def test_the_pr_comment_compares_committed_results_and_shows_figures_before_and_after(team, tmp_path):
-    work = shutil.copytree(team["work"], tmp_path / "work", symlinks=True)
+    work = share_cache(team["work"], tmp_path / "work")
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["latent"] = 32
     write_params(work, params)
@@ -194,3 +200,28 @@ def test_the_pr_comment_compares_committed_results_and_shows_figures_before_and_
     assert len(links) == 2, figures  # before and after
     for link in links:
         assert (work / link.split(")")[0]).stat().st_size > 1000
+
+
+def readme_command(start: str) -> str:
+    """The README's command line that begins with `start` and chains another, exactly as a user would paste it."""
+    found = re.search(rf"`({re.escape(start)}[^`]*&&[^`]*)`", (REPO / "README.md").read_text())
+    assert found, f"README.md shows no command starting with {start!r}"
+    return found.group(1)
+
+
+def test_the_readmes_pull_and_repro_works_where_nobody_pushed_the_benchmark(team, tmp_path):
+    """A remote that holds the default pipeline's outputs but none of the benchmark's cells."""
+    work = share_cache(team["work"], tmp_path / "work")
+    dvc(work, "remote", "add", "-d", "fresh", str(tmp_path / "storage"))
+    dvc(work, "push", "-r", "fresh", "dvc.yaml")
+    git(work, "add", ".dvc/config")
+    git(work, "commit", "-qm", "a remote without the benchmark")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(work), str(clone))
+    command = readme_command("dvc pull")
+    assert command == "dvc pull dvc.yaml && dvc repro"
+    result = subprocess.run(["sh", "-c", command], cwd=clone, env=venv_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Running stage" not in result.stdout and md5(clone / "models/ae/model.pt") == md5(work / "models/ae/model.pt")
+    bare = subprocess.run(["sh", "-c", "dvc pull"], cwd=clone, env=venv_env(), capture_output=True, text=True)
+    assert bare.returncode == 1 and "benchmark/cells" in bare.stdout + bare.stderr  # why the README names dvc.yaml
