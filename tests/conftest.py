@@ -19,19 +19,6 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist, every end-to-end test that reads or copies the session's tiny pipeline
-    runs on one worker, which builds it once; the fresh-clone reproduction of the default
-    pipeline, the longest test, starts at once on the other."""
-    order = {"reproduction": 0, "tiny-pipeline": 1}
-    for item in items:
-        if item.get_closest_marker("e2e"):
-            group = "reproduction" if item.module.__name__.endswith("test_reproduction") else "tiny-pipeline"
-            item.add_marker(pytest.mark.xdist_group(group))
-    # The two long groups first, one per worker; the fast layer fills in behind them.
-    items.sort(key=lambda item: order.get(next((m.args[0] for m in item.iter_markers("xdist_group")), ""), 2))
-
 # Names that exercise the default rules: several classes and one analogy family.
 NAMES = [
     "grinning face", "crying face", "weary face", "pouting face", "smiling face with open mouth",

@@ -88,8 +88,11 @@ def test_prepare_rejects_bad_input_in_one_line_and_writes_nothing(case, tmp_path
     work.mkdir()
     write_params(work, bad(tmp_path, **changes))
     before = files_under(work)
+    # Offline, as the machines are: the libraries read these when imported, so set both ways.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("datasets.config.HF_HUB_OFFLINE", True)
     assert_clean_failure(stage(work, "stages.prepare"), *fragments)
     assert files_under(work) == before
 

@@ -11,6 +11,7 @@ chromium with Playwright (the test extra) and saves what it shows after composin
 import argparse
 import base64
 import json
+import os
 import re
 import shutil
 import statistics
@@ -28,7 +29,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 def start_app(model: Path, timeout: float = 60) -> tuple[subprocess.Popen, str, float]:
     """The installed command, on a free port; returns it, its address and the seconds until /api/info answered."""
-    command = shutil.which("emoji-ae") or sys.exit("error: emoji-ae is not installed: pip install -e .")
+    # The console script beside this interpreter first: a venv that was not activated still has it.
+    command = shutil.which("emoji-ae", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if command is None:
+        raise PipelineError("emoji-ae is not installed: pip install -e .")
     started = time.perf_counter()
     app = subprocess.Popen([command, "app", "--model", str(model), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = app.stdout.readline()
@@ -86,7 +90,9 @@ def compositions(url: str, model: Path, n: int) -> dict[str, list[float]]:
 def screenshot(url: str, path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    browser_path = shutil.which("chromium") or sys.exit("error: chromium is not installed (Debian: apt-get install chromium)")
+    browser_path = shutil.which("chromium")
+    if browser_path is None:
+        raise PipelineError("chromium is not installed (Debian: apt-get install chromium)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 1000})

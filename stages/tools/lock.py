@@ -56,7 +56,9 @@ def compile_lock(uv: str, lock: str, extras: list[str], constraints: list[str], 
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         raise PipelineError(f"uv pip compile failed for {lock}: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
-    body = Path(lock).read_text()
+    # uv names each constraints file in its "via" comments; a temporary one would make every update a diff.
+    temporary = [c for c in constraints if c.startswith(tempfile.gettempdir())]
+    body = "".join(line for line in Path(lock).read_text().splitlines(keepends=True) if not any(t in line for t in temporary))
     Path(lock).write_text(header(PYPROJECT, extras) + "# update: pip install uv && python -m stages.tools.lock (docs/reproducibility.md)\n" + body)
 
 
