@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from stages.lib.config import PipelineError
-from stages.lib.data import decode_png, normalise_text, to_square
+from stages.lib.data import normalise_text, split_tensors, to_square
 from stages.lib.files import broken, read_json, short_reason
 from stages.lib.model import decode_all, encode_all, load_model, refine_latents
 from stages.lib.recipes import closest, slerp, split_terms
@@ -106,12 +106,12 @@ class Workbench:
     def read_emoji(self, path: Path) -> tuple[list[str], torch.Tensor]:
         try:
             frame = pd.read_parquet(path, columns=["image", "text"])
-            images = torch.from_numpy(np.stack([decode_png(cell["bytes"]) for cell in frame["image"]])).permute(0, 3, 1, 2)
+            images = split_tensors(frame)
         except Exception as e:  # pyarrow and Pillow raise many types for a damaged file
             raise broken(path, short_reason(e)) from None
         if images.shape[1:] != (self.channels, self.size, self.size):
             raise broken(path, f"images of shape {tuple(images.shape[1:])}, not the model's {(self.channels, self.size, self.size)}")
-        return frame["text"].tolist(), images.float().div(255)
+        return frame["text"].tolist(), images
 
     # --- terms -------------------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ def main():
         # The test lock keeps the pipeline's pins, so both installs run the pipeline on the same versions.
         compile_lock(uv, "requirements-test.lock", LOCKS["requirements-test.lock"], [*constraints, "requirements.lock"], args.upgrade)
     for lock in LOCKS:
-        pins = sum(line.split("==")[0].strip() != "" for line in Path(lock).read_text().splitlines() if "==" in line and not line.startswith(" "))
+        pins = sum("==" in line and not line.startswith((" ", "#")) for line in Path(lock).read_text().splitlines())
         print(f"wrote {lock}: {pins} pinned packages")
 
 
