@@ -3,12 +3,15 @@
 1. Recipes from params ("nerd face - smiling face with open mouth + face with stuck out
    tongue"); a term is an emoji's name or a concept: the mean latent of a list of emoji.
 2. An alpha strip (base + alpha * attribute) and a slerp strip between two emoji.
-3. Analogies with a known answer (stages/lib/analogies.py): name families within each set, and
-   the same emoji drawn by two sets (the prepared originals and data/extra/styles.parquet).
-   Composites are scored by MSE to the true image, against pixel arithmetic and copying the
-   third input, by retrieval of the target among every latent, and by the arithmetic gap (their
-   MSE over the model's own reconstruction of the target), per split of the target: the test
-   split's are the held-out set.
+3. Analogies with a known answer (stages/lib/analogies.py): name and variant (skin tone, gender)
+   families within each set, and the same emoji drawn by two sets. Two benchmarks: *subset*, the
+   prepared originals and data/extra/styles.parquet (the assignment's part 3), and *all*, every
+   glyph of the sets (data/extra: pretraining glyphs as inputs, held-out glyphs as targets), whose
+   figures are the headline. Composites are scored by MSE to the true image, against pixel
+   arithmetic and copying the third input, by retrieval of the target among every latent, and by
+   the arithmetic gap (their MSE over the model's own reconstruction of the target), per split of
+   the target: the test split's are the held-out set.
+4. Every recipe whose answer is an emoji of the data is drawn beside it and scored the same way.
 
 Both trained models compose, so the report can say whether the classifier's shaping of the
 latent helps. Writes reports/compose/ (figures, metrics.json, analogies.json).
@@ -24,10 +27,12 @@ from stages.lib.data import SPLITS, split_tensors
 from stages.lib.figures import save_grid
 from stages.lib.files import read_split, write_json
 from stages.lib.model import decode_all, encode_all, load_model
-from stages.lib.recipes import check_names, concept_vector, parse_recipe, slerp
+from stages.lib.recipes import answer, check_names, concept_vector, parse_recipe, slerp
 from stages.lib.paths import COMPOSE, EXTRA, MODEL_NAMES, PREPARED, model_file, split_file
 
-SINGLE_PER_TARGET = 3  # single-pair analogies scored per target and family: every pair of pairs would be tens of thousands
+# Single-pair analogies scored per target and family (every pair of pairs would be millions): a
+# few for the subset's few targets, one for every glyph's thousands.
+SINGLE_PER_TARGET = {"subset": 3, "all": 1}
 
 
 def drawings(frame, splits) -> tuple[dict, dict]:
@@ -58,27 +63,51 @@ def with_styles(pixels: dict, split_of: dict) -> tuple[dict, dict]:
     return {**images, **pixels}, {**where, **split_of}
 
 
-def analogy_items(pixels: dict, split_of: dict) -> tuple[list, list]:
-    """The family-mean analogies (one per family and target) and the single-pair ones (up to
-    SINGLE_PER_TARGET per family and target)."""
-    found = A.families(pixels)
-    return A.analogies(found, split_of, per_target=1), A.analogies(found, split_of, per_target=SINGLE_PER_TARGET)
+def with_others(pixels: dict, split_of: dict) -> tuple[dict, dict, set]:
+    """The pool with every other glyph of the sets: the pretraining glyphs (train, inputs only) and
+    the held-out ones (val, test); and the keys that may be targets (all but the pretraining ones)."""
+    frame = read_split(EXTRA / "pretrain.parquet")
+    frame = frame[~frame["augmented"]].reset_index(drop=True)  # without mirror images
+    learn, learn_split = drawings(frame, ["train"] * len(frame))
+    frame = read_split(EXTRA / "held_out.parquet")
+    held, held_split = drawings(frame, frame["split"])
+    return {**learn, **held, **pixels}, {**learn_split, **held_split, **split_of}, set(held) | set(pixels)
 
 
-def score_model(model, pixels: dict, family_items: list, single_items: list) -> tuple[dict, list, dict]:
-    """Every analogy scored with this model's latents; the summary per split, the rows, and the latents."""
+class Benchmark:
+    """A pool of drawings, its families, and the analogies scored on it."""
+
+    def __init__(self, pixels: dict, split_of: dict, variants: list[str], singles: int, targets=None):
+        self.pixels, self.found = pixels, A.families(pixels, variants)
+        self.family_items = A.analogies(self.found, split_of, per_target=1, targets=targets)
+        self.single_items = A.analogies(self.found, split_of, per_target=singles, targets=targets)
+        self.pixel_sums = A.family_sums(pixels, self.found)
+
+    def counts(self) -> dict:
+        return {"n_families": len({i["family"] for i in self.family_items}),
+                "n_analogies": {split: {kind: sum(i["split"] == split and i["kind"] == kind for i in self.family_items)
+                                        for kind in A.KINDS} for split in SPLITS}}
+
+    def score(self, model, latents: dict, recon_mse: dict) -> tuple[dict, list]:
+        """Every analogy scored with this model's latents (of at least the pool's keys)."""
+        latents = {key: latents[key] for key in self.pixels}
+        sums = (A.family_sums(latents, self.found), self.pixel_sums)
+        decode = lambda batch: decode_all(model, batch)  # noqa: E731
+        rows = []
+        for method, items in (("family_mean", self.family_items), ("single", self.single_items)):
+            for start in range(0, len(items), 512):  # chunks, so composites never fill memory
+                rows += A.score(items[start : start + 512], method, decode, latents, self.pixels, recon_mse, sums)
+        return A.summary_by_split(rows), rows
+
+
+def encode_pool(model, pixels: dict) -> tuple[dict, dict]:
+    """Each drawing's latent, and the model's one-pass reconstruction MSE of it."""
     keys = list(pixels)
     images = torch.stack([pixels[k] for k in keys])
     z = encode_all(model, images)
-    latents = dict(zip(keys, z))
     recon = decode_all(model, z)
-    recon_mse = {k: F.mse_loss(r, pixels[k]).item() for k, r in zip(keys, recon)}
-    decode = lambda batch: decode_all(model, batch)  # noqa: E731
-    rows = []
-    for method, items in (("family_mean", family_items), ("single", single_items)):
-        for start in range(0, len(items), 512):  # chunks, so composites never fill memory
-            rows += A.score(items[start : start + 512], method, decode, latents, pixels, recon_mse)
-    return A.summary_by_split(rows), rows, latents
+    errors = ((recon - images) ** 2).flatten(1).mean(1)
+    return dict(zip(keys, z)), dict(zip(keys, errors.tolist()))
 
 
 def check_compose_params(cfg, names: list[str]) -> list[list[tuple[float, str]]]:
@@ -95,15 +124,27 @@ def check_compose_params(cfg, names: list[str]) -> list[list[tuple[float, str]]]
     return recipes
 
 
-def draw_recipes(name, model, cfg, recipes, latents, pixels) -> None:
-    """One figure per recipe: its inputs and the composite."""
+def draw_recipes(name, model, cfg, recipes, latents, pixels) -> list[dict]:
+    """One figure per recipe: its inputs and the composite, and where the recipe names an emoji of
+    the data, that emoji and pixel arithmetic beside it; returns the scores of those."""
+    scores = []
     for index, (recipe, terms) in enumerate(zip(cfg.recipes, recipes), start=1):
         z = sum(sign * concept_vector(term, latents, cfg.concepts) for sign, term in terms)
+        composite = decode_all(model, z[None])[0]
         row = [pixels[t] if t in pixels else decode_all(model, concept_vector(t, latents, cfg.concepts)[None])[0]
                for _, t in terms]
-        titles = [("" if i == 0 else ("- " if s < 0 else "+ ")) + t for i, (s, t) in enumerate(terms)]
-        save_grid(COMPOSE / name / f"recipe_{index}.png", [row + [decode_all(model, z[None])[0]]],
-                  col_titles=titles + ["= composite"], title=f"{name}: {recipe}", cell=1.4)
+        titles = [("" if i == 0 else ("- " if s < 0 else "+ ")) + t for i, (s, t) in enumerate(terms)] + ["= composite"]
+        real = answer(terms, pixels) if all(t in pixels for _, t in terms) else None
+        if real is not None:
+            pixel = sum(sign * pixels[t] for sign, t in terms).clamp(0, 1)
+            row += [pixels[real], pixel]
+            titles += [f"real: {real}", "pixel arithmetic"]
+            target = pixels[real]
+            scores.append({"recipe": recipe, "answer": real, "mse": F.mse_loss(composite, target).item(),
+                           "pixel_mse": F.mse_loss(pixel, target).item(), "copy_mse": F.mse_loss(row[len(terms) - 1], target).item()})
+        save_grid(COMPOSE / name / f"recipe_{index}.png", [row[: len(terms)] + [composite] + row[len(terms) :]],
+                  col_titles=titles, title=f"{name}: {recipe}", cell=1.4)
+    return scores
 
 
 def draw_strips(name, model, cfg, latents, pixels) -> None:
@@ -122,53 +163,61 @@ def draw_strips(name, model, cfg, latents, pixels) -> None:
               title=f"{name}: slerp from {cfg.slerp[0]} to {cfg.slerp[1]}", cell=1.2)
 
 
-def draw_analogies(name: str, model, rows: list[dict], latents: dict, pixels: dict, family_items: list) -> None:
-    """Held-out analogies (test targets), family mean: up to six of each kind, with the composite
-    beside the true target and pixel arithmetic."""
-    items = {(i["family"], tuple(i["target"])): i for i in family_items}
+def draw_analogies(path, title: str, model, bench: Benchmark, rows: list[dict], latents: dict, per_kind: int) -> None:
+    """Held-out analogies (test targets), family mean: up to `per_kind` of each kind, with the
+    composite beside the true target and pixel arithmetic."""
+    items = {(i["family"], tuple(i["target"])): i for i in bench.family_items}
     shown = []
-    for kind in ("name", "style"):
+    for kind in A.KINDS:
         chosen = [r for r in rows if r["method"] == "family_mean" and r["split"] == "test" and r["kind"] == kind]
-        shown += [items[(r["family"], tuple(r["target"]))] for r in chosen[:: max(1, len(chosen) // 6)][:6]]
+        shown += [items[(r["family"], tuple(r["target"]))] for r in chosen[:: max(1, len(chosen) // per_kind)][:per_kind]]
     if not shown:
         return
-    composites = decode_all(model, torch.stack([A.arithmetic(latents, i, "family_mean") for i in shown]))
+    latents = {key: latents[key] for key in bench.pixels}
+    sums = A.family_sums(latents, bench.found)
+    pixels = bench.pixels
+    composites = decode_all(model, torch.stack([A.arithmetic(latents, i, "family_mean", sums) for i in shown]))
     grid = [[pixels[i["a"]], pixels[i["b"]], pixels[i["c"]], image, pixels[i["target"]],
-             A.arithmetic(pixels, i, "family_mean").clamp(0, 1)] for i, image in zip(shown, composites)]
-    save_grid(COMPOSE / name / "analogies.png", grid, row_titles=[f"{i['family']}: {i['target'][1]}" for i in shown],
+             A.arithmetic(pixels, i, "family_mean", bench.pixel_sums).clamp(0, 1)] for i, image in zip(shown, composites)]
+    save_grid(path, grid, row_titles=[f"{i['family']}: {i['target'][1]}"[:48] for i in shown],
               col_titles=["a (one pair shown)", "- b", "+ c", "= composite (family mean)", "true target", "pixel arithmetic"],
-              title=f"{name}: held-out analogies (test targets) against the true emoji", cell=1.2)
+              title=title, cell=1.2)
 
 
 def main():
     params = load_params()
-    cfg = params.compose
+    cfg, variants = params.compose, params.data.variants
     # Every input is read and every name checked before anything is written.
     pixels, split_of, named = pool_of(params.data.sources)
     recipes = check_compose_params(cfg, sorted(named))
     pixels, split_of = with_styles(pixels, split_of)
+    everything, everything_split, targets = with_others(pixels, split_of)
     models = {name: load_model(model_file(name)) for name in MODEL_NAMES}
-    family_items, single_items = analogy_items(pixels, split_of)
+    benches = {"all": Benchmark(everything, everything_split, variants, SINGLE_PER_TARGET["all"], targets),
+               "subset": Benchmark(pixels, split_of, variants, SINGLE_PER_TARGET["subset"])}
 
-    metrics = {"n_families": len({i["family"] for i in family_items}),
-               "n_analogies": {split: {kind: sum(i["split"] == split and i["kind"] == kind for i in family_items) for kind in ("name", "style")}
-                               for split in SPLITS}}
+    metrics = {**benches["all"].counts(), "subset": benches["subset"].counts(), "recipes": {}}
     per_analogy = {}
     for name, model in models.items():
-        metrics[name], rows, latents = score_model(model, pixels, family_items, single_items)
-        per_analogy[name] = rows
+        latents, recon_mse = encode_pool(model, everything)
+        metrics[name], rows = benches["all"].score(model, latents, recon_mse)
+        metrics["subset"][name], subset_rows = benches["subset"].score(model, latents, recon_mse)
+        per_analogy[name] = {"all": rows, "subset": subset_rows}
         by_name = {text: latents[key] for text, key in named.items()}
         images = {text: pixels[key] for text, key in named.items()}
-        draw_recipes(name, model, cfg, recipes, by_name, images)
+        metrics["recipes"][name] = draw_recipes(name, model, cfg, recipes, by_name, images)
         draw_strips(name, model, cfg, by_name, images)
-        draw_analogies(name, model, rows, latents, pixels, family_items)
+        draw_analogies(COMPOSE / name / "analogies.png", f"{name}: held-out analogies of the subset (test targets)",
+                       model, benches["subset"], subset_rows, latents, per_kind=6)
+        draw_analogies(COMPOSE / name / "benchmark.png", f"{name}: held-out analogies of every glyph (test targets)",
+                       model, benches["all"], rows, latents, per_kind=4)
 
     write_json(COMPOSE / "metrics.json", metrics)
     write_json(COMPOSE / "analogies.json", per_analogy, indent=1)
     for name in MODEL_NAMES:
         held_out = metrics[name]["test"]["family_mean"]
         print(f"compose[{name}]: {held_out['n']} held-out analogies (test targets), family mean: beats pixel "
-              f"{held_out['beats_pixel']:.0%}, top-5 {held_out['top5']:.0%}, arithmetic gap {held_out['gap']:.2f}")
+              f"{held_out['beats_pixel']:.0%}, top-5 {held_out['top5']:.0%}, MSE {held_out['vs_pixel']:.2f}x pixel arithmetic's")
 
 
 if __name__ == "__main__":

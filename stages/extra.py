@@ -5,12 +5,18 @@ the prepared splits, and writes:
 
 - data/extra/pretrain.parquet: every glyph that is not, and is not a variant of, an emoji of the
   validation or test split (base emoji compared, as prepare splits them), nor one of the prepared
-  records themselves; with its mirror image too when `extra.mirror`. Unlabelled (label -1).
+  records themselves, nor of a held-out base; with its mirror image too when `extra.mirror`.
+  Unlabelled (label -1).
+- data/extra/held_out.parquet: the glyphs of the other emoji's held-out base emoji (a seeded share,
+  `extra.held_out`, each base with all its skin tones and genders), in their split (val or test):
+  the targets of held-out analogies beyond the subset, never trained on.
 - data/extra/styles.parquet: the subset's emoji (same name) as the other sources draw them, each in
   the split of its base emoji: the inputs and targets of cross-style analogies. Those of the validation and
   test splits are never trained on.
 - reports/extra/summary.json: what each source gave and why the rest was left out.
 """
+
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -28,16 +34,23 @@ def subset_bases(frames: dict) -> dict[str, str]:
     return {base: split for split, frame in frames.items() for base in frame["base"]}
 
 
-def sort_glyphs(records: list[dict], data, splits: dict, prepared: set) -> tuple[list, list, dict]:
-    """Each glyph goes to pretraining, to the style set (an emoji of the subset, by name), or is
-    left out, with the reason counted."""
+def held_out_split(base: str, seed: int, shares) -> str:
+    """A base emoji beyond the subset: "val", "test" or "train", by a seeded hash of its name, so
+    that adding or removing other glyphs never moves it."""
+    draw = int.from_bytes(hashlib.sha256(f"{seed}:{base}".encode()).digest()[:8], "big") / 2**64
+    return "val" if draw < shares.val else "test" if draw < shares.val + shares.test else "train"
+
+
+def sort_glyphs(records: list[dict], data, splits: dict, prepared: set, seed: int, shares) -> tuple[list, list, list, dict]:
+    """Each glyph goes to pretraining, to the style set (an emoji of the subset, by name), to the
+    held-out set (a held-out base beyond the subset), or is left out, with the reason counted."""
     names = {text for _, text in prepared}
-    pretrain, styles, counts = [], [], {}
+    pretrain, styles, held_out, counts = [], [], [], {}
     for record in records:
         base = base_emoji(record["text"], data.variants)
         split = splits.get(base)
         account = counts.setdefault(record["source"], {"glyphs": 0, "pretrain": 0, "styles": 0, "validation or test emoji": 0,
-                                                        "subset record": 0})
+                                                        "subset record": 0, "held out": 0})
         account["glyphs"] += 1
         if (record["source"], record["text"]) in prepared:
             account["subset record"] += 1  # the subset's own drawing: already in its split
@@ -48,9 +61,13 @@ def sort_glyphs(records: list[dict], data, splits: dict, prepared: set) -> tuple
         if split in ("val", "test"):
             account["validation or test emoji"] += 1
             continue
+        if split is None and (other := held_out_split(base, seed, shares)) != "train":
+            held_out.append({**record, "base": base, "split": other})
+            account["held out"] += 1
+            continue
         pretrain.append({**record, "base": base})
         account["pretrain"] += 1
-    return pretrain, styles, counts
+    return pretrain, styles, held_out, counts
 
 
 def table(records: list[dict], size: int, rgba: bool, mirror: bool) -> tuple[list[bytes], pd.DataFrame]:
@@ -73,17 +90,20 @@ def main():
     everything = data.model_copy(update={"source": list(cfg.sources), "include": [], "exclude": []})
     intakes = load_sources(everything)
     records = [record for intake in intakes for record in intake.records]
-    pretrain, styles, counts = sort_glyphs(records, data, subset_bases(frames), prepared)
+    pretrain, styles, held_out, counts = sort_glyphs(records, data, subset_bases(frames), prepared, params.seed, cfg.held_out)
 
     images, learn = table(pretrain, data.size, data.rgba, cfg.mirror)
     write_split(EXTRA / "pretrain.parquet", images, learn)
     images, frame = table(styles, data.size, data.rgba, mirror=False)
     write_split(EXTRA / "styles.parquet", images, frame)
+    images, frame = table(held_out, data.size, data.rgba, mirror=False)
+    write_split(EXTRA / "held_out.parquet", images, frame)
     write_json(EXTRA_SUMMARY, {"sources": {intake.source: intake.summary() for intake in intakes}, "glyphs": counts,
                                "pretrain_images": len(learn),
-                               "style_images": {split: int(np.sum([r["split"] == split for r in styles])) for split in SPLITS}})
+                               "style_images": {split: int(np.sum([r["split"] == split for r in styles])) for split in SPLITS},
+                               "held_out_images": {split: int(np.sum([r["split"] == split for r in held_out])) for split in ("val", "test")}})
     print(f"extra: {len(pretrain)} glyphs to learn from ({'with' if cfg.mirror else 'without'} mirror images), "
-          f"{len(styles)} drawings of the subset's emoji in other styles; "
+          f"{len(styles)} drawings of the subset's emoji in other styles, {len(held_out)} held out; "
           + "; ".join(f"{source}: {c}" for source, c in counts.items()))
 
 

@@ -2,7 +2,7 @@
 
 Trains the model that params.yaml describes (no classifier) on data/extra/pretrain.parquet (other
 emoji, never a validation or test emoji nor a variant of one) together with the augmented train
-split, for `pretrain.epochs` epochs; train_ae and train_aux then start from these weights. With
+split, for `pretrain.epochs` epochs (with `train.analogy`, also on analogies among them); train_ae and train_aux then start from these weights. With
 `pretrain.epochs: 0` it writes the seeded initial weights, so both train from scratch. DVC caches
 it as its own stage: a change to the training stages' params does not re-run it.
 
@@ -11,6 +11,7 @@ Writes models/pretrained/model.pt and reports/pretrain/ (DVCLive learning curves
 
 from dvclive import Live
 
+from stages.lib.analogies import training_analogies
 from stages.lib.config import load_params, run_stage
 from stages.lib.data import images_and_labels
 from stages.lib.files import read_split
@@ -23,12 +24,13 @@ from stages.lib.training import pretrain, seed_everything
 def main():
     params = load_params()
     seed_everything(params.seed, params.train.threads)
-    extra, labels_extra = images_and_labels(read_split(EXTRA / "pretrain.parquet"))
-    train, labels_train = images_and_labels(read_split(split_file(AUGMENTED, "train")))
+    frames = [read_split(EXTRA / "pretrain.parquet"), read_split(split_file(AUGMENTED, "train"))]
+    (extra, labels_extra), (train, labels_train) = (images_and_labels(f) for f in frames)
     val = images_and_labels(read_split(split_file(AUGMENTED, "val")))
     model = build_autoencoder(params, train.shape[-1], train.shape[1], classifier=False)
     with Live(dir=str(PRETRAIN), dvcyaml=False, save_dvc_exp=False) as live:
-        pretrain(model, (extra, labels_extra), (train, labels_train), val, params, live)
+        analogies = training_analogies(frames, params.data.variants) if params.train.analogy else None
+        pretrain(model, (extra, labels_extra), (train, labels_train), val, params, live, analogies)
         if not params.pretrain.epochs:  # the untrained start's error: the stage's curves exist, one point long
             live.log_metric("val/mse", evaluate(model, val[0])["mse"])
             live.next_step()

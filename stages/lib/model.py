@@ -83,19 +83,27 @@ class Autoencoder(nn.Module):
 
     def __init__(self, size: int, channels: list[int], latent: int, in_channels: int = 3,
                  n_classes: int = 0, hidden: int = 64, dropout: float = 0.0, grid: int | None = None,
-                 decoder_dropout: float = 0.0, residual_levels: int = 0):
+                 decoder_dropout: float = 0.0, residual_levels: int = 0, variational: float = 0.0, global_latent: int = 0):
         super().__init__()
         self.config = dict(size=size, channels=list(channels), latent=latent, in_channels=in_channels,
                            n_classes=n_classes, hidden=hidden, dropout=dropout, grid=grid,
-                           decoder_dropout=decoder_dropout, residual_levels=residual_levels)
-        self.grid = latent_grid(size, latent, grid)
-        self.latent_channels = latent // self.grid**2
+                           decoder_dropout=decoder_dropout, residual_levels=residual_levels,
+                           variational=variational, global_latent=global_latent)
+        # Two-level latent: the first `global_latent` values describe the whole emoji (pooled, then
+        # a linear layer), the rest are the spatial grid that carries the detail.
+        self.global_latent = global_latent
+        self.grid = latent_grid(size, latent - global_latent, grid)
+        self.latent_channels = (latent - global_latent) // self.grid**2
+        # Variational: the encoder gives a mean and a log-variance per value; training samples
+        # around the mean and pays `variational` x KL to a unit Gaussian (a beta-VAE).
+        self.variational = variational
+        stats = 2 if variational else 1
         levels = (size // self.grid).bit_length() - 1
         # channels[i] is the width after i + 1 halvings; deeper levels keep the last width.
         widths = [in_channels, *[channels[min(i, len(channels) - 1)] for i in range(levels)]]
         self.encoder = nn.Sequential(
             *[down(a, b) for a, b in zip(widths[:-1], widths[1:])],
-            nn.Conv2d(widths[-1], self.latent_channels, 3, padding=1),
+            nn.Conv2d(widths[-1], self.latent_channels * stats, 3, padding=1),
         )
         rev = widths[::-1]
         decoder = [nn.Conv2d(self.latent_channels, rev[0], 3, padding=1, bias=False), nn.BatchNorm2d(rev[0]), nn.LeakyReLU(0.2, inplace=True)]
@@ -106,6 +114,9 @@ class Autoencoder(nn.Module):
             last = level == len(rev) - 2
             decoder.append(nn.ConvTranspose2d(a, b, 4, stride=2, padding=1) if last else up(a, b, decoder_dropout))
         self.decoder = nn.Sequential(*decoder, nn.Sigmoid())
+        if global_latent:
+            self.global_out = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], global_latent * stats))
+            self.global_in = nn.Linear(global_latent, rev[0])  # added to every cell of the decoder's first features
         # The auxiliary task reads the latent only, so it shapes what the latent encodes. Small
         # convolutions and a global max-pool look for shapes (ears, whiskers) wherever they are,
         # which carries over to unseen emoji better than an MLP on the vector (docs/design.md).
@@ -116,15 +127,37 @@ class Autoencoder(nn.Module):
             nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden, n_classes),
         ) if n_classes else None
 
+    def encode_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The latent's mean and, for a variational model, its log-variance (else None)."""
+        features = self.encoder[:-1](x)
+        spatial = self.encoder[-1](features).chunk(2 if self.variational else 1, dim=1)
+        parts = [s.flatten(1) for s in spatial]
+        if self.global_latent:
+            parts = [torch.cat([g, s], 1) for g, s in zip(self.global_out(features).chunk(len(parts), dim=1), parts)]
+        return parts[0], (parts[1] if self.variational else None)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x).flatten(1)
+        return self.encode_stats(x)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z.view(len(z), self.latent_channels, self.grid, self.grid))
+        spatial = z[:, self.global_latent :].reshape(len(z), self.latent_channels, self.grid, self.grid)
+        if not self.global_latent:
+            return self.decoder(spatial)
+        features = self.decoder[0](spatial) + self.global_in(z[:, : self.global_latent])[:, :, None, None]
+        return self.decoder[1:](features)
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        """The aux classifier's logits, from the spatial grid of the latent."""
+        return self.classifier(z[:, self.global_latent :])
 
     def forward(self, x: torch.Tensor):
-        z = self.encode(x)
-        logits = self.classifier(z) if self.classifier is not None else None
+        """Reconstruction and logits; a variational model in training samples its latent and
+        leaves the KL term (per pixel value, like the MSE) in `self.kl` for the loss."""
+        z, log_var = self.encode_stats(x)
+        if log_var is not None and self.training:
+            self.kl = 0.5 * (z.pow(2) + log_var.exp() - 1 - log_var).sum(1).mean() / x[0].numel()
+            z = z + torch.randn_like(z) * (0.5 * log_var).exp()
+        logits = self.classify(z) if self.classifier is not None else None
         return self.decode(z), logits
 
 
@@ -158,7 +191,8 @@ def build_autoencoder(params, size: int, in_channels: int, classifier: bool, lat
     """The model params.yaml describes, with the aux classifier head or without."""
     head = dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout) if classifier else {}
     return Autoencoder(size, params.model.channels, latent or params.latent, in_channels, grid=params.model.grid,
-                       decoder_dropout=params.model.decoder_dropout, residual_levels=params.model.residual_levels, **head).to(device())
+                       decoder_dropout=params.model.decoder_dropout, residual_levels=params.model.residual_levels,
+                       variational=params.model.variational, global_latent=params.model.global_latent, **head).to(device())
 
 
 def batches(n: int, batch_size: int, generator=None):
@@ -176,7 +210,7 @@ def class_probabilities(model, x: torch.Tensor, z: torch.Tensor | None = None) -
     """
     dev = next(model.parameters()).device
     looks = [encode_all(model, x) if z is None else z, encode_all(model, x.flip(-1))]
-    return torch.stack([model.classifier(look.to(dev)).softmax(1).cpu() for look in looks]).mean(0)
+    return torch.stack([model.classify(look.to(dev)).softmax(1).cpu() for look in looks]).mean(0)
 
 
 def refine_latents(model, x: torch.Tensor, z: torch.Tensor, steps: int, lr: float) -> torch.Tensor:

