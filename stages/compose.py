@@ -138,12 +138,12 @@ def draw_recipes(name, model, cfg, recipes, latents, pixels) -> list[dict]:
         if real is not None:
             pixel = sum(sign * pixels[t] for sign, t in terms).clamp(0, 1)
             row += [pixels[real], pixel]
-            titles += [f"real: {real}", "pixel arithmetic"]
+            titles += ["real answer", "pixel arithmetic"]
             target = pixels[real]
             scores.append({"recipe": recipe, "answer": real, "mse": F.mse_loss(composite, target).item(),
                            "pixel_mse": F.mse_loss(pixel, target).item(), "copy_mse": F.mse_loss(row[len(terms) - 1], target).item()})
         save_grid(COMPOSE / name / f"recipe_{index}.png", [row[: len(terms)] + [composite] + row[len(terms) :]],
-                  col_titles=titles, title=f"{name}: {recipe}", cell=1.4)
+                  col_titles=titles, title=f"{name}: {recipe}" + (f" = {real}" if real else ""), cell=1.4)
     return scores
 
 

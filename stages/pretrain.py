@@ -2,7 +2,8 @@
 
 Trains the model that params.yaml describes (no classifier) on data/extra/pretrain.parquet (other
 emoji, never a validation or test emoji nor a variant of one) together with the augmented train
-split, for `pretrain.epochs` epochs (with `train.analogy`, also on analogies among them); train_ae and train_aux then start from these weights. With
+split, for `pretrain.epochs` epochs (with `pretrain.analogy`, also on analogies among them);
+train_ae and train_aux then start from these weights. With
 `pretrain.epochs: 0` it writes the seeded initial weights, so both train from scratch. DVC caches
 it as its own stage: a change to the training stages' params does not re-run it.
 
@@ -29,7 +30,7 @@ def main():
     val = images_and_labels(read_split(split_file(AUGMENTED, "val")))
     model = build_autoencoder(params, train.shape[-1], train.shape[1], classifier=False)
     with Live(dir=str(PRETRAIN), dvcyaml=False, save_dvc_exp=False) as live:
-        analogies = training_analogies(frames, params.data.variants) if params.train.analogy else None
+        analogies = training_analogies(frames, params.data.variants) if params.pretrain.analogy else None
         pretrain(model, (extra, labels_extra), (train, labels_train), val, params, live, analogies)
         if not params.pretrain.epochs:  # the untrained start's error: the stage's curves exist, one point long
             live.log_metric("val/mse", evaluate(model, val[0])["mse"])

@@ -389,7 +389,9 @@ Attribute strength and interpolation:
 
 ROWS = [("analogies (one per family and target)", "n", "d"), ("composite MSE to the target", "mse", ".4f"),
         ("the same arithmetic on pixels", "pixel_mse", ".4f"), ("composite MSE / pixel arithmetic's", "vs_pixel", ".2f"),
-        ("beats pixel arithmetic", "beats_pixel", ".0%"), ("beats copying the third input", "beats_copy", ".0%"),
+        ("beats pixel arithmetic", "beats_pixel", ".0%"),
+        ("the model's reconstruction of the target beats pixel arithmetic (the ceiling of the line above)", "recon_beats_pixel", ".0%"),
+        ("beats copying the third input", "beats_copy", ".0%"),
         ("target is the nearest latent (top-1)", "top1", ".0%"), ("target in the 5 nearest (top-5)", "top5", ".0%"),
         ("model's own reconstruction MSE of the targets", "recon_mse", ".4f"),
         ("arithmetic gap (composite MSE / reconstruction MSE)", "gap", ".2f")]

@@ -206,5 +206,5 @@ def toy_data(n=48, size=16, classes=2):
 def training_params(aux_lambda=0.0, aux_ramp=False, seed=0, **train):
     """The parts of params that fit() reads, small: train (3 epochs of 16), aux and seed."""
     defaults = {"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "paste": 0.0, "flip": 0.0, "rotate": 0.0,
-                "shift": 0.0, "zoom": 0.0, "precision": "fp32"}
+                "shift": 0.0, "zoom": 0.0, "precision": "fp32", "analogy": 0.0}
     return SimpleNamespace(train=SimpleNamespace(**{**defaults, **train}), aux=SimpleNamespace(lambda_=aux_lambda, ramp=aux_ramp), seed=seed)

@@ -145,8 +145,11 @@ def summarise(rows: list[dict]) -> dict:
     ranks = np.array([r["rank"] for r in rows])
     return {"n": len(rows), "mse": float(mse.mean()), "pixel_mse": float(pixel.mean()), "copy_mse": float(copy.mean()),
             "recon_mse": float(recon.mean()), "gap": float(mse.mean() / recon.mean()),
-            "vs_pixel": float(mse.mean() / pixel.mean()),
+            "vs_pixel": float(mse.mean() / max(pixel.mean(), 1e-12)),
             "beats_pixel": float((mse < pixel).mean()), "beats_copy": float((mse < copy).mean()),
+            # The most a composite could beat pixel arithmetic at this reconstruction: where even the
+            # model's own one-pass reconstruction of the target beats it.
+            "recon_beats_pixel": float((recon < pixel).mean()),
             "top1": float((ranks <= 1).mean()), "top5": float((ranks <= 5).mean())}
 
 

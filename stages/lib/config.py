@@ -159,6 +159,7 @@ class Pretrain(Strict):
     epochs: Annotated[int, Field(strict=True, ge=0)]
     lr: Annotated[float, Field(gt=0)]
     paste: Fraction
+    analogy: NonNegative
 
 
 class Refine(Strict):
@@ -217,7 +218,8 @@ class Params(Strict):
         if grid & (grid - 1) or grid > self.data.size // 4:
             raise ValueError(f"model.grid must be a power of two of at most data.size / 4 = {self.data.size // 4}, got {grid}")
         if spatial % grid**2:
-            raise ValueError(f"latent {self.latent} less model.global_latent does not fill a {grid}x{grid} grid (model.grid): "
+            less = f" less model.global_latent {self.model.global_latent}" if self.model.global_latent else ""
+            raise ValueError(f"latent {self.latent}{less} does not fill a {grid}x{grid} grid (model.grid): "
                              f"use a multiple of {grid**2}, or model.grid: null for the finest grid that fits")
         return self
 

@@ -193,8 +193,9 @@ def fit_reference(model, x: torch.Tensor, cfg, seed: int) -> None:
 
 def pretrain(model, extra: tuple, train: tuple, val: tuple, params, live=NoLog(), analogies=None) -> None:
     """`pretrain.epochs` of fit() on other emoji (data/extra) together with the train split, at
-    pretrain's learning rate and pasting; the rest of the training as params' `train` says."""
-    cfg = params.train.model_copy(update={"epochs": params.pretrain.epochs, "lr": params.pretrain.lr, "paste": params.pretrain.paste})
+    pretrain's learning rate, pasting and analogy weight; the rest as params' `train` says."""
+    own = ("epochs", "lr", "paste", "analogy")
+    cfg = params.train.model_copy(update={key: getattr(params.pretrain, key) for key in own})
     if cfg.epochs:
         pooled = (torch.cat([extra[0], train[0]]), torch.cat([extra[1], train[1]]))
         fit(model, pooled, val, params.model_copy(update={"train": cfg}), live, analogies)

@@ -1,7 +1,7 @@
 """frontier: reconstruction against composition, across the designs tried, each a measured run.
 
     python -m stages.tools.frontier              # every design of DESIGNS, one `dvc exp run --temp` each
-    python -m stages.tools.frontier --only 2x2   # the designs whose name has this text
+    python -m stages.tools.frontier --only "beta 1" "64 global values"   # these designs; the other points stay
     python -m stages.tools.frontier --redraw     # the figure again from reports/frontier.json
 
 Each design is params.yaml with a few values replaced, run through the whole pipeline as a
@@ -17,7 +17,7 @@ import argparse
 import json
 import subprocess
 
-from stages.lib.config import PipelineError, run_stage
+from stages.lib.config import PipelineError, load_params, run_stage
 from stages.lib.figures import save_scatter
 from stages.lib.files import read_json, write_json
 from stages.lib.paths import FRONTIER, FRONTIER_FIGURE, METRICS
@@ -29,9 +29,13 @@ from stages.lib.provenance import provenance
 # (a global code beside the grid). Each design: (family, params overrides).
 DESIGNS = {
     "latent 128, 2x2 grid": ("spatial grid", ["latent=128", "model.grid=2"]),
-    "analogy loss 1": ("analogy objective", ["train.analogy=1"]),
+    "analogy loss 1": ("analogy objective", ["pretrain.analogy=1", "train.analogy=1"]),
+    "analogy loss 1, pretraining only": ("analogy objective", ["pretrain.analogy=1", "train.analogy=0"]),
+    "analogy loss 0.1": ("analogy objective", ["pretrain.analogy=0.1", "train.analogy=0.1"]),
     "beta 0.05": ("variational (beta-VAE)", ["model.variational=0.05"]),
+    "beta 1": ("variational (beta-VAE)", ["model.variational=1"]),
     "64 global values": ("two-level latent", ["model.global_latent=64"]),
+    "64 global values, analogy loss 1 in pretraining": ("two-level latent", ["model.global_latent=64", "pretrain.analogy=1"]),
 }
 
 
@@ -40,6 +44,16 @@ def point(design: str, family: str, overrides: list[str], metrics: dict) -> dict
     return {"design": design, "family": family, "overrides": overrides, "val_mse_one_pass": metrics["ae"]["val_mse_one_pass"],
             "val_beats_pixel": val["beats_pixel"], "val_top5": val["top5"], "val_vs_pixel": val["vs_pixel"], "val_gap": val["gap"],
             "val_analogies": val["n"]}
+
+
+def family_of_default() -> str:
+    """The family params.yaml's own design belongs to."""
+    params = load_params()
+    if params.train.analogy:
+        return "analogy objective"
+    if params.model.variational:
+        return "variational (beta-VAE)"
+    return "two-level latent" if params.model.global_latent else "spatial grid"
 
 
 def run_design(design: str, overrides: list[str]) -> dict:
@@ -76,17 +90,20 @@ def draw(points: list[dict]) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="run only the designs whose name contains this text")
+    parser.add_argument("--only", nargs="+", metavar="DESIGN", help="run only these designs (names of DESIGNS); keep the other points")
     parser.add_argument("--redraw", action="store_true", help="redraw reports/frontier.png from reports/frontier.json; run nothing")
     args = parser.parse_args()
     if args.redraw:
         return draw(read_json(FRONTIER)["points"])
-    chosen = {name: design for name, design in DESIGNS.items() if not args.only or args.only in name}
-    if not chosen:
-        raise PipelineError(f"--only {args.only}: no design matches (designs: {', '.join(DESIGNS)})")
-    points = [point("default (params.yaml)", "spatial grid", [], read_json(METRICS))]
+    unknown = [name for name in args.only or [] if name not in DESIGNS]
+    if unknown:
+        raise PipelineError(f"--only: no design named {unknown[0]!r} (designs: {', '.join(repr(d) for d in DESIGNS)})")
+    chosen = {name: design for name, design in DESIGNS.items() if not args.only or name in args.only}
+    points = [point("default (params.yaml)", family_of_default(), [], read_json(METRICS))]
     points += [point(name, family, overrides, run_design(name, overrides)) for name, (family, overrides) in chosen.items()]
-    command = "python -m stages.tools.frontier" + (f" --only {args.only}" if args.only else "")
+    if args.only and FRONTIER.exists():  # the designs not run this time keep their recorded points
+        points += [p for p in read_json(FRONTIER)["points"] if p["design"] in DESIGNS and p["design"] not in chosen]
+    command = "python -m stages.tools.frontier" + (" --only " + " ".join(f'"{name}"' for name in args.only) if args.only else "")
     write_json(FRONTIER, {**provenance(), "command": command, "points": points})
     draw(points)
     for p in points:
