@@ -93,7 +93,8 @@ Artwork it learned from: {'; '.join(LICENCES.get(s, f"`{s}`, a source of your ow
 | MSE, one encoder pass | {m['test_mse_one_pass']:.4f} ({m['one_pass_vs_reference']:.2f} x the reference architecture's {ref['test_mse_one_pass']:.4f}) |
 | MSE, refined latent | {m['test_mse']:.4f} |
 | SSIM, one pass / refined | {m['test_ssim_one_pass']:.3f} / {m['test_ssim']:.3f} |{accuracy}
-| held-out analogies: composite beats pixel arithmetic | {held_out['beats_pixel']:.0%} of {held_out['n']} |
+| held-out analogies (name, skin tone and gender, style): composite beats pixel arithmetic | {held_out['beats_pixel']:.0%} of {held_out['n']} |
+| held-out analogies: composite MSE / pixel arithmetic's | {held_out['vs_pixel']:.2f} |
 | held-out analogies: true emoji in the top 5 | {held_out['top5']:.0%} |
 
 ## How to use it

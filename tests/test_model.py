@@ -41,6 +41,8 @@ def test_a_two_level_variational_latent_holds_a_global_code_before_the_grid():
     model.train()
     recon, logits = model(x)
     assert recon.shape == x.shape and logits.shape == (4, 2) and model.kl.item() > 0
+    recon, logits, composites = model(x, (x[:2], x[2:], x[:2]))  # analogies in the same pass
+    assert recon.shape == x.shape and logits.shape == (4, 2) and composites.shape == (2, 3, 64, 64)
     model.eval()
     with torch.no_grad():
         mean, log_var = model.encode_stats(x)

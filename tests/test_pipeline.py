@@ -27,6 +27,10 @@ def test_repro_writes_metrics_report_and_figures(tiny_pipeline):
     assert sum(metrics["compose"]["n_analogies"]["test"].values()) > 10
     held_out = metrics["compose"]["ae"]["test"]["family_mean"]
     assert 0 <= held_out["top5"] <= 1 and 0 <= held_out["beats_pixel"] <= 1 and held_out["gap"] > 0
+    by_kind = metrics["compose"]["ae"]["test"]["family_mean_by_kind"]
+    assert by_kind["variant"]["n"] > 10 and by_kind["name"]["n"] > 10 and by_kind["style"]["n"] > 10  # skin tones and genders of every glyph
+    assert metrics["compose"]["subset"]["ae"]["test"]["family_mean"]["n"] < held_out["n"]  # the subset's own, reported apart
+    assert [r["answer"] for r in metrics["compose"]["recipes"]["ae"]] == ["cat face with tears of joy"]  # the assignment's recipe
     assert metrics["ae"]["one_pass_vs_reference"] == metrics["ae"]["test_mse_one_pass"] / metrics["reference"]["test_mse_one_pass"]
     assert 0 < metrics["ae"]["test_ssim"] <= 1 and 0 < metrics["reference"]["test_ssim_one_pass"] <= 1
 
@@ -38,7 +42,7 @@ def test_repro_writes_metrics_report_and_figures(tiny_pipeline):
     confusion = json.loads((tiny_pipeline / "reports/evaluate/confusion.json").read_text())
     assert len(confusion) == 40 and all(image["emoji"] for image in confusion)
     assert "wrong predictions fall on" in report or "Every test image is classified correctly" in report
-    for link in ("evaluate/learning_curves.png", "evaluate/reconstructions.png", "compose/ae/analogies.png"):
+    for link in ("evaluate/learning_curves.png", "evaluate/reconstructions.png", "compose/ae/analogies.png", "compose/ae/benchmark.png"):
         assert f"]({link})" in report and (tiny_pipeline / "reports" / link).stat().st_size > 1000
     assert "](frontier.png)" in report and "](benchmark.md)" in report  # the committed artefacts, linked
     latents = __import__("torch").load(tiny_pipeline / "models/ae/latents.pt", weights_only=True)

@@ -150,15 +150,24 @@ class Autoencoder(nn.Module):
         """The aux classifier's logits, from the spatial grid of the latent."""
         return self.classifier(z[:, self.global_latent :])
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor, analogy=None):
         """Reconstruction and logits; a variational model in training samples its latent and
-        leaves the KL term (per pixel value, like the MSE) in `self.kl` for the loss."""
-        z, log_var = self.encode_stats(x)
+        leaves the KL term (per pixel value, like the MSE) in `self.kl` for the loss. With
+        `analogy`, images (a, b, c), also the composites decode(z(a) - z(b) + z(c)), from the same
+        pass of the encoder and of the decoder: BatchNorm then normalises, and keeps the running
+        statistics of, one batch, as evaluation will see it."""
+        inputs = x if analogy is None else torch.cat([x, *analogy])
+        z, log_var = self.encode_stats(inputs)
         if log_var is not None and self.training:
             self.kl = 0.5 * (z.pow(2) + log_var.exp() - 1 - log_var).sum(1).mean() / x[0].numel()
             z = z + torch.randn_like(z) * (0.5 * log_var).exp()
-        logits = self.classify(z) if self.classifier is not None else None
-        return self.decode(z), logits
+        own = z[: len(x)]
+        logits = self.classify(own) if self.classifier is not None else None
+        if analogy is None:
+            return self.decode(own), logits
+        za, zb, zc = z[len(x) :].chunk(3)
+        out = self.decode(torch.cat([own, za - zb + zc]))
+        return out[: len(x)], logits, out[len(x) :]
 
 
 class Reference(nn.Module):

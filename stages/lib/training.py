@@ -109,7 +109,8 @@ def fit(model, train, val, params, live=NoLog(), analogies=None) -> None:
     A model with a classifier adds `aux.lambda` x cross-entropy to the loss; with `aux.ramp`
     that weight grows linearly from 0 over training, so the encoder first learns to reconstruct
     and the classes are then separated within that code. With `train.analogy` and `analogies`
-    (drawings, TrainingAnalogies), each step also pays that weight x analogy_loss.
+    (drawings, TrainingAnalogies), each step also pays that weight x the MSE of decode(z(a) - z(b)
+    + z(c)) to d, on analogies drawn from the training families.
     """
     cfg = params.train
     (x, y), (vx, vy) = train, val
@@ -134,12 +135,17 @@ def fit(model, train, val, params, live=NoLog(), analogies=None) -> None:
         progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()})
 
 
-def analogy_loss(model, analogies, n: int, generator) -> torch.Tensor:
-    """MSE of decode(z(a) - z(b) + z(c)) to d over n analogies drawn from the training families:
-    latent arithmetic is trained, not hoped for. a, b and c share one encoder pass."""
+def draw_analogies(analogies, n: int, generator, dev) -> tuple[torch.Tensor, ...]:
+    """n training analogies' drawings a, b, c and d (a - b + c should give d)."""
     images, found = analogies
-    dev = next(model.parameters()).device
-    a, b, c, d = (images[i].to(dev) for i in found.sample(n, generator).T)
+    return tuple(images[i].to(dev) for i in found.sample(n, generator).T)
+
+
+@torch.no_grad()
+def analogy_loss(model, analogies, n: int, generator) -> torch.Tensor:
+    """MSE of decode(z(a) - z(b) + z(c)) to d over n analogies drawn from the training families,
+    with the model as it is (evaluation mode)."""
+    a, b, c, d = draw_analogies(analogies, n, generator, next(model.parameters()).device)
     za, zb, zc = model.encode(torch.cat([a, b, c])).chunk(3)
     return F.mse_loss(model.decode(za - zb + zc), d)
 
@@ -149,8 +155,11 @@ def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoc
     cfg, dev = params.train, next(model.parameters()).device
     yb = yb.to(dev)
     xb = augment_batch(xb.to(dev), yb, cfg, generator)
+    # Analogies ride in the batch's own forward pass (Autoencoder.forward): latent arithmetic is
+    # trained, not hoped for.
+    analogy = draw_analogies(analogies, max(1, len(xb) // 2), generator, dev) if analogies is not None and cfg.analogy else None
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-        recon, logits = model(xb)
+        recon, logits, *composites = model(xb, analogy[:3]) if analogy else model(xb)
     mse = F.mse_loss(recon.float(), xb)
     loss = mse
     if model.classifier is not None:  # the one-cycle schedule counts the steps taken, which the ramp reads
@@ -161,8 +170,8 @@ def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoc
         sums["acc"] += (logits.argmax(1) == yb).sum().item()
     if getattr(model, "variational", 0):
         loss = loss + model.variational * model.kl
-    if analogies is not None and cfg.analogy:
-        arithmetic = analogy_loss(model, analogies, max(1, len(xb) // 2), generator)
+    if analogy:
+        arithmetic = F.mse_loss(composites[0].float(), analogy[3])
         loss = loss + cfg.analogy * arithmetic
         sums["analogy"] += arithmetic.item() * len(xb)
     if not torch.isfinite(loss):

@@ -35,7 +35,7 @@ DESIGNS = {
     "beta 0.05": ("variational (beta-VAE)", ["model.variational=0.05"]),
     "beta 1": ("variational (beta-VAE)", ["model.variational=1"]),
     "64 global values": ("two-level latent", ["model.global_latent=64"]),
-    "64 global values, analogy loss 1 in pretraining": ("two-level latent", ["model.global_latent=64", "pretrain.analogy=1"]),
+    "64 global values, analogy loss 1": ("two-level latent", ["model.global_latent=64", "pretrain.analogy=1", "train.analogy=1"]),
 }
 
 
