@@ -27,14 +27,16 @@ from stages.lib.provenance import provenance
 # default; its size and pretraining were its frontier), a latent trained for arithmetic (the
 # analogy objective of Reed et al. 2015), a variational latent (beta-VAE), and a two-level latent
 # (a global code beside the grid). Each design: (family, params overrides).
+NO_ANALOGY = ["pretrain.analogy=0", "train.analogy=0"]
 DESIGNS = {
-    "latent 128, 2x2 grid": ("spatial grid", ["latent=128", "model.grid=2"]),
+    "8x8 grid, no analogy loss": ("spatial grid", NO_ANALOGY),
+    "latent 128, 2x2 grid": ("spatial grid", ["latent=128", "model.grid=2", *NO_ANALOGY]),
     "analogy loss 1": ("analogy objective", ["pretrain.analogy=1", "train.analogy=1"]),
     "analogy loss 1, pretraining only": ("analogy objective", ["pretrain.analogy=1", "train.analogy=0"]),
     "analogy loss 0.1": ("analogy objective", ["pretrain.analogy=0.1", "train.analogy=0.1"]),
-    "beta 0.05": ("variational (beta-VAE)", ["model.variational=0.05"]),
-    "beta 1": ("variational (beta-VAE)", ["model.variational=1"]),
-    "64 global values": ("two-level latent", ["model.global_latent=64"]),
+    "beta 0.05": ("variational (beta-VAE)", ["model.variational=0.05", *NO_ANALOGY]),
+    "beta 1": ("variational (beta-VAE)", ["model.variational=1", *NO_ANALOGY]),
+    "64 global values": ("two-level latent", ["model.global_latent=64", *NO_ANALOGY]),
     "64 global values, analogy loss 1": ("two-level latent", ["model.global_latent=64", "pretrain.analogy=1", "train.analogy=1"]),
 }
 
