@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from stages.lib.analogies import training_analogies
 from stages.lib.config import PipelineError, load_params, run_stage
 from stages.lib.data import images_and_labels
 from stages.lib.files import read_split, write_json
@@ -35,8 +36,8 @@ def train_cell(model_name: str, params, data: dict):
         fit_reference(model, x, params.reference, params.seed)
     else:
         model = build_autoencoder(params, x.shape[-1], x.shape[1], classifier=False)
-        pretrain(model, data["extra"], data["train"], data["val"], params)
-        fit(model, data["train"], data["val"], params)
+        pretrain(model, data["extra"], data["train"], data["val"], params, analogies=data["analogies"] if params.pretrain.analogy else None)
+        fit(model, data["train"], data["val"], params, analogies=data["analogies"] if params.train.analogy else None)
     return model, time.perf_counter() - start
 
 
@@ -46,9 +47,13 @@ def main():
     model_name, latent = sys.argv[1], int(sys.argv[2])
     params = load_params(overrides=[f"latent={latent}"])
     seed_everything(params.seed, params.train.threads)
-    data = {split: images_and_labels(read_split(split_file(AUGMENTED, split))) for split in ("train", "val", "test")}
+    frames = {split: read_split(split_file(AUGMENTED, split)) for split in ("train", "val", "test")}
+    data = {split: images_and_labels(frame) for split, frame in frames.items()}
     if model_name == "ours":
-        data["extra"] = images_and_labels(read_split(EXTRA / "pretrain.parquet"))
+        extra = read_split(EXTRA / "pretrain.parquet")
+        data["extra"] = images_and_labels(extra)
+        analogies = params.pretrain.analogy or params.train.analogy
+        data["analogies"] = training_analogies([extra, frames["train"]], params.data.variants) if analogies else None
     model, seconds = train_cell(model_name, params, data)
     scores, _, _ = reconstruction_scores(model, data["test"][0], params.refine)
     scores.update(val_mse_one_pass=evaluate(model, data["val"][0])["mse"],

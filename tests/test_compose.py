@@ -117,3 +117,12 @@ def test_slerp_keeps_endpoints_and_norm():
     z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     assert torch.allclose(recipes.slerp(z0, z1, 0.0), z0) and torch.allclose(recipes.slerp(z0, z1, 1.0), z1)
     assert torch.isclose(recipes.slerp(z0, z1, 0.5).norm(), torch.tensor(1.0))
+
+
+def test_training_without_any_analogy_family_goes_on_without_the_loss_and_says_so(capsys):
+    import pandas as pd
+
+    frame = pd.DataFrame({"source": ["set", "set"], "text": ["rocket", "sun with face"], "augmented": [False, False],
+                          "image": [None, None]})
+    assert A.training_analogies([frame], []) is None
+    assert "no analogy family" in capsys.readouterr().err

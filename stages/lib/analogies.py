@@ -18,6 +18,7 @@ target: it is scored once per target. The *single* pair is scored for a few pair
 """
 
 import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -192,9 +193,15 @@ class TrainingAnalogies:
         return torch.stack([self.pairs[source, 0], self.pairs[source, 1], self.pairs[target, 1], self.pairs[target, 0]], 1)
 
 
-def training_analogies(frames: list[pd.DataFrame], variants: list[str]) -> tuple[torch.Tensor, TrainingAnalogies]:
+def training_analogies(frames: list[pd.DataFrame], variants: list[str]) -> tuple[torch.Tensor, TrainingAnalogies] | None:
     """The original drawings of training splits (no augmented copies or mirror images), and
-    their families: what the analogy objective draws from. Never a validation or test emoji."""
+    their families: what the analogy objective draws from. Never a validation or test emoji.
+    None, with a warning, where the names hold no family (a small data set of one's own)."""
     frame = pd.concat([f[~f["augmented"].astype(bool)] for f in frames], ignore_index=True)
     frame = frame.drop_duplicates(["source", "text"], ignore_index=True)
-    return split_tensors(frame), TrainingAnalogies(list(zip(frame["source"], frame["text"])), variants)
+    found = TrainingAnalogies(list(zip(frame["source"], frame["text"])), variants)
+    if not len(found):
+        print("warning: the training emoji's names form no analogy family (two or more pairs that differ by the same "
+              "words), so this stage trains without the analogy loss", file=sys.stderr)
+        return None
+    return split_tensors(frame), found
