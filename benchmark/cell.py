@@ -36,8 +36,8 @@ def train_cell(model_name: str, params, data: dict):
         fit_reference(model, x, params.reference, params.seed)
     else:
         model = build_autoencoder(params, x.shape[-1], x.shape[1], classifier=False)
-        pretrain(model, data["extra"], data["train"], data["val"], params, analogies=data["analogies"] if params.pretrain.analogy else None)
-        fit(model, data["train"], data["val"], params, analogies=data["analogies"] if params.train.analogy else None)
+        pretrain(model, data["extra"], data["train"], data["val"], params, analogies=data["analogies"])  # each weighs them by its own setting
+        fit(model, data["train"], data["val"], params, analogies=data["analogies"])
     return model, time.perf_counter() - start
 
 
