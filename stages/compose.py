@@ -38,6 +38,8 @@ SINGLE_PER_TARGET = {"subset": 3, "all": 1}
 def drawings(frame, splits) -> tuple[dict, dict]:
     """{(source, name): image} and {(source, name): split} of a split file's records."""
     keys = list(zip(frame["source"], frame["text"]))
+    if not keys:  # a small set may hold out none of its glyphs, or draw none of the subset's emoji
+        return {}, {}
     return dict(zip(keys, split_tensors(frame))), dict(zip(keys, splits))
 
 
@@ -58,7 +60,7 @@ def pool_of(sources: list[str]) -> tuple[dict, dict, dict]:
 
 def with_styles(pixels: dict, split_of: dict) -> tuple[dict, dict]:
     """The pool with the other sets' drawings of the same emoji (data/extra/styles.parquet)."""
-    frame = read_split(EXTRA / "styles.parquet")
+    frame = read_split(EXTRA / "styles.parquet", empty_ok=True)
     images, where = drawings(frame, frame["split"])
     return {**images, **pixels}, {**where, **split_of}
 
@@ -69,7 +71,7 @@ def with_others(pixels: dict, split_of: dict) -> tuple[dict, dict, set]:
     frame = read_split(EXTRA / "pretrain.parquet")
     frame = frame[~frame["augmented"]].reset_index(drop=True)  # without mirror images
     learn, learn_split = drawings(frame, ["train"] * len(frame))
-    frame = read_split(EXTRA / "held_out.parquet")
+    frame = read_split(EXTRA / "held_out.parquet", empty_ok=True)
     held, held_split = drawings(frame, frame["split"])
     return {**learn, **held, **pixels}, {**learn_split, **held_split, **split_of}, set(held) | set(pixels)
 
@@ -100,14 +102,16 @@ class Benchmark:
         return A.summary_by_split(rows), rows
 
 
-def encode_pool(model, pixels: dict) -> tuple[dict, dict]:
-    """Each drawing's latent, and the model's one-pass reconstruction MSE of it."""
+def encode_pool(model, pixels: dict, targets: set) -> tuple[dict, dict]:
+    """Each drawing's latent, and the model's one-pass reconstruction MSE of each of `targets`
+    (only a target's is read; the pretraining glyphs, most of the pool, are inputs only)."""
     keys = list(pixels)
-    images = torch.stack([pixels[k] for k in keys])
-    z = encode_all(model, images)
-    recon = decode_all(model, z)
-    errors = ((recon - images) ** 2).flatten(1).mean(1)
-    return dict(zip(keys, z)), dict(zip(keys, errors.tolist()))
+    z = encode_all(model, torch.stack([pixels[k] for k in keys]))
+    latents = dict(zip(keys, z))
+    scored = [k for k in keys if k in targets]
+    images = torch.stack([pixels[k] for k in scored])
+    errors = ((decode_all(model, torch.stack([latents[k] for k in scored])) - images) ** 2).flatten(1).mean(1)
+    return latents, dict(zip(scored, errors.tolist()))
 
 
 def check_compose_params(cfg, names: list[str]) -> list[list[tuple[float, str]]]:
@@ -199,7 +203,7 @@ def main():
     metrics = {**benches["all"].counts(), "subset": benches["subset"].counts(), "recipes": {}}
     per_analogy = {}
     for name, model in models.items():
-        latents, recon_mse = encode_pool(model, everything)
+        latents, recon_mse = encode_pool(model, everything, targets)
         metrics[name], rows = benches["all"].score(model, latents, recon_mse)
         metrics["subset"][name], subset_rows = benches["subset"].score(model, latents, recon_mse)
         per_analogy[name] = {"all": rows, "subset": subset_rows}

@@ -1,7 +1,8 @@
 """extra: emoji beyond the subset to learn from, and the subset as other sets draw it.
 
-Reads every glyph of the sources in `extra.sources` (default OpenMoji and Twemoji, offline) and
-the prepared splits, and writes:
+Reads every glyph of the sources in `extra.sources` (default OpenMoji and Twemoji, offline; with
+`extra.share` below 1, the subset's base emoji and that seeded share of the others) and the
+prepared splits, and writes:
 
 - data/extra/pretrain.parquet: every glyph that is not, and is not a variant of, an emoji of the
   validation or test split (base emoji compared, as prepare splits them), nor one of the prepared
@@ -34,11 +35,23 @@ def subset_bases(frames: dict) -> dict[str, str]:
     return {base: split for split, frame in frames.items() for base in frame["base"]}
 
 
+def seeded_draw(key: str) -> float:
+    """A number in [0, 1) fixed by a key: a base emoji's draw never moves when other glyphs come or go."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
 def held_out_split(base: str, seed: int, shares) -> str:
-    """A base emoji beyond the subset: "val", "test" or "train", by a seeded hash of its name, so
-    that adding or removing other glyphs never moves it."""
-    draw = int.from_bytes(hashlib.sha256(f"{seed}:{base}".encode()).digest()[:8], "big") / 2**64
+    """A base emoji beyond the subset: "val", "test" or "train", by a seeded hash of its name."""
+    draw = seeded_draw(f"{seed}:{base}")
     return "val" if draw < shares.val else "test" if draw < shares.val + shares.test else "train"
+
+
+def drawn(bases: dict, variants, seed: int, share: float):
+    """Which glyphs to read: every one of the subset's base emoji, and a seeded share (`extra.share`)
+    of the other base emoji, each with all its variants. Decided by name, before any is rendered."""
+    if share >= 1:
+        return lambda text: True
+    return lambda text: (base := base_emoji(text, variants)) in bases or seeded_draw(f"{seed}:share:{base}") < share
 
 
 def sort_glyphs(records: list[dict], data, splits: dict, prepared: set, seed: int, shares) -> tuple[list, list, list, dict]:
@@ -70,16 +83,18 @@ def sort_glyphs(records: list[dict], data, splits: dict, prepared: set, seed: in
     return pretrain, styles, held_out, counts
 
 
-def table(records: list[dict], size: int, rgba: bool, mirror: bool) -> tuple[list[bytes], pd.DataFrame]:
-    """PNG bytes and metadata in the split layout, each record's mirror image after it when asked."""
+def table(records: list[dict], size: int, rgba: bool, mirror: bool, split: bool = False) -> tuple[list[bytes], pd.DataFrame]:
+    """PNG bytes and metadata in the split layout, each record's mirror image after it when asked;
+    with `split`, the split each record is in. Every column even with no records."""
     images, rows = [], []
     for record in records:
         square = to_square(record["image"], size, rgba)
         for flipped in (False, True) if mirror else (False,):
             images.append(png_bytes(ImageOps.mirror(square) if flipped else square))
             rows.append({"text": record["text"], "base": record["base"], "source": record["source"], "label": -1,
-                         "class_name": "", "augmented": flipped, **({"split": record["split"]} if "split" in record else {})})
-    return images, pd.DataFrame(rows)
+                         "class_name": "", "augmented": flipped, **({"split": record["split"]} if split else {})})
+    columns = ["text", "base", "source", "label", "class_name", "augmented"] + (["split"] if split else [])
+    return images, pd.DataFrame(rows, columns=columns)
 
 
 def main():
@@ -87,16 +102,17 @@ def main():
     data, cfg = params.data, params.extra
     frames = {split: read_split(split_file(PREPARED, split)) for split in SPLITS}
     prepared = {(s, t) for frame in frames.values() for s, t in zip(frame["source"], frame["text"])}
+    bases = subset_bases(frames)
     everything = data.model_copy(update={"source": list(cfg.sources), "include": [], "exclude": []})
-    intakes = load_sources(everything)
+    intakes = load_sources(everything, keep=drawn(bases, data.variants, params.seed, cfg.share))
     records = [record for intake in intakes for record in intake.records]
-    pretrain, styles, held_out, counts = sort_glyphs(records, data, subset_bases(frames), prepared, params.seed, cfg.held_out)
+    pretrain, styles, held_out, counts = sort_glyphs(records, data, bases, prepared, params.seed, cfg.held_out)
 
     images, learn = table(pretrain, data.size, data.rgba, cfg.mirror)
     write_split(EXTRA / "pretrain.parquet", images, learn)
-    images, frame = table(styles, data.size, data.rgba, mirror=False)
+    images, frame = table(styles, data.size, data.rgba, mirror=False, split=True)
     write_split(EXTRA / "styles.parquet", images, frame)
-    images, frame = table(held_out, data.size, data.rgba, mirror=False)
+    images, frame = table(held_out, data.size, data.rgba, mirror=False, split=True)
     write_split(EXTRA / "held_out.parquet", images, frame)
     write_json(EXTRA_SUMMARY, {"sources": {intake.source: intake.summary() for intake in intakes}, "glyphs": counts,
                                "pretrain_images": len(learn),

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import REPO, dvc, git, venv_env
+from tests.conftest import REPO, dvc, git, venv_env, write_params
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +39,10 @@ def forget_the_benchmark(repo) -> None:
 def test_cells_run_in_the_queue_and_the_pipeline_collects_them_from_the_run_cache(private_pipeline_copy):
     pipeline_copy = private_pipeline_copy
     forget_the_benchmark(pipeline_copy)
+    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
+    params["benchmark"]["latents"] = [16, 32]  # two sizes: two queued in the queue, two more that only `dvc repro` runs
+    write_params(pipeline_copy, params)
+    git(pipeline_copy, "commit", "-qam", "the benchmark at two sizes")
     for cell in ("reference-16", "ours-16"):
         dvc(pipeline_copy, "exp", "run", "--queue", f"benchmark/dvc.yaml:cell@{cell}")
     # The workers outlive `dvc queue start` and inherit its output: captured, they would hold the

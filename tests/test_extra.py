@@ -11,6 +11,7 @@ from stages.lib.model import build_autoencoder, load_model
 from stages.lib.training import seed_everything
 from stages.lib.config import load_params
 from stages.lib.data import SPLITS, base_emoji
+from stages.lib.files import read_split
 from tests.conftest import NAMES, default_params, synthetic_params, write_params, write_valhalla_parquet
 
 VARIANTS = default_params()["data"]["variants"]
@@ -22,7 +23,7 @@ def test_extra_learns_from_other_emoji_but_never_a_validation_or_test_emoji_or_a
     others = [*NAMES, *[f"man {n} type 3" for n in NAMES], "rocket", "red apple", "sun with face"]
     other = write_valhalla_parquet(tmp_path / "other.parquet", names=others)
     params = synthetic_params(subset)
-    params["extra"] = {"sources": [str(other)], "mirror": True, "held_out": {"val": 0.0, "test": 0.0}}
+    params["extra"] = {"sources": [str(other)], "mirror": True, "held_out": {"val": 0.0, "test": 0.0}, "share": 1.0}
     write_params(workdir, params)
     prepare.main()
     extra.main()
@@ -50,7 +51,7 @@ def test_a_share_of_the_other_emoji_is_held_out_with_all_its_variants_and_never_
     others = [*bases, *[f"{b} dark skin tone" for b in bases], *[f"woman {b}" for b in bases]]
     params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
     params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=others))], "mirror": False,
-                       "held_out": {"val": 0.25, "test": 0.25}}
+                       "held_out": {"val": 0.25, "test": 0.25}, "share": 1.0}
     write_params(workdir, params)
     prepare.main()
     extra.main()
@@ -65,15 +66,49 @@ def test_a_share_of_the_other_emoji_is_held_out_with_all_its_variants_and_never_
     assert pd.read_parquet(workdir / "data/extra/held_out.parquet").drop(columns="image").equals(first)  # the same share again
 
 
+def test_a_share_of_the_other_emoji_is_read_whole_and_the_subsets_always(workdir, tmp_path):
+    bases = [f"thing number {i}" for i in range(40)]
+    others = [*NAMES, *bases, *[f"{b} dark skin tone" for b in bases], *[f"woman {b}" for b in bases]]
+    params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
+    params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=others))], "mirror": False,
+                       "held_out": {"val": 0.25, "test": 0.25}, "share": 0.5}
+    write_params(workdir, params)
+    prepare.main()
+    extra.main()
+
+    read = pd.concat([pd.read_parquet(workdir / f"data/extra/{name}.parquet") for name in ("pretrain", "held_out", "styles")])
+    others_read = set(read["base"]) - set(NAMES)
+    assert 5 < len(others_read) < 35  # a seeded share of the 40 other bases...
+    assert all((read["base"] == b).sum() == 3 for b in others_read)  # ...each whole: skin tone and gender too
+    styles = pd.read_parquet(workdir / "data/extra/styles.parquet")
+    subset = {t for s in SPLITS for t in pd.read_parquet(workdir / f"data/prepared/{s}.parquet")["text"]}
+    assert sorted(styles["text"]) == sorted(subset)  # the subset's own emoji, every one
+    summary = json.loads((workdir / "reports/extra/summary.json").read_text())
+    kept = set(read["base"]) | {base_emoji(t, VARIANTS) for t in subset}
+    unread = [t for t in others if base_emoji(t, VARIANTS) not in kept]
+    assert summary["sources"][str(tmp_path / "other.parquet")]["filtered_out"] == len(unread) >= 3 * 5  # counted, not lost
+
+    held = pd.read_parquet(workdir / "data/extra/held_out.parquet")
+    split_at_half = dict(zip(held["base"], held["split"]))
+    params["extra"]["share"] = 1.0
+    write_params(workdir, params)
+    extra.main()
+    held = pd.read_parquet(workdir / "data/extra/held_out.parquet")
+    assert held["base"].nunique() > len(split_at_half)
+    assert {b: s for b, s in zip(held["base"], held["split"]) if b in split_at_half} == split_at_half  # no emoji changes split
+
+
 def test_pretrain_with_no_epochs_writes_the_seeded_start_and_a_one_point_curve(workdir, tmp_path):
     params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
     params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=["rocket", "sun with face"]))], "mirror": False,
-                       "held_out": {"val": 0.0, "test": 0.0}}
+                       "held_out": {"val": 0.0, "test": 0.0}, "share": 1.0}
     params["pretrain"]["epochs"] = 0
     write_params(workdir, params)
     for stage in (prepare, augment, extra, pretrain):
         stage.main()
 
+    held = read_split(workdir / "data/extra/held_out.parquet", empty_ok=True)  # nothing held out: empty, every column
+    assert len(held) == 0 and "split" in held.columns
     curve = (workdir / "reports/pretrain/plots/metrics/val/mse.tsv").read_text().splitlines()
     assert len(curve) == 2 and float(curve[1].split("\t")[-1]) > 0  # header and the one point
     loaded = load_params()

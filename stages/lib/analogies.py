@@ -19,6 +19,7 @@ target: it is scored once per target. The *single* pair is scored for a few pair
 
 import re
 import sys
+from itertools import islice
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,8 @@ def analogies(found: dict, split_of: dict, per_target: int | None = None, target
         for a2, b2 in pairs:
             if targets is not None and a2 not in targets:
                 continue
-            sources = [(a1, b1) for a1, b1 in pairs if a2 not in (a1, b1) and (a1, b1) != (a2, b2)][:per_target]
+            others = ((a1, b1) for a1, b1 in pairs if a2 not in (a1, b1) and (a1, b1) != (a2, b2))
+            sources = list(islice(others, per_target))  # lazily: a style family has thousands of pairs
             out += [{"family": family, "kind": spec["kind"], "a": a1, "b": b1, "c": b2, "target": a2,
                      "split": split_of[a2]} for a1, b1 in sources]
     return out

@@ -122,6 +122,7 @@ class Extra(Strict):
     sources: Annotated[list[str], Field(min_length=1)]
     mirror: bool
     held_out: HeldOut
+    share: Annotated[float, Field(gt=0, le=1)]
 
 
 class Model(Strict):

@@ -131,8 +131,9 @@ def write_split(path, images: list[bytes], frame: pd.DataFrame) -> None:
 SPLIT_COLUMNS = ("image", "text", "base", "source", "label", "class_name", "augmented")
 
 
-def read_split(path) -> pd.DataFrame:
-    """A split written by write_split, checked: every column the stages read, images as {bytes, path}."""
+def read_split(path, empty_ok: bool = False) -> pd.DataFrame:
+    """A split written by write_split, checked: every column the stages read, images as {bytes, path};
+    with `empty_ok`, a split of no records (the held-out or style glyphs of a small set) too."""
     if not Path(path).exists():
         raise missing(path)
     try:
@@ -142,6 +143,8 @@ def read_split(path) -> pd.DataFrame:
     absent = [column for column in SPLIT_COLUMNS if column not in frame.columns]
     if absent:
         raise broken(path, f"no {', '.join(absent)} column")
+    if len(frame) == 0 and empty_ok:
+        return frame
     if len(frame) == 0 or not all(isinstance(cell, dict) and cell.get("bytes") for cell in frame["image"]):
         raise broken(path, "no images in the split layout")
     shapes = set()

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
 from stages.lib.model import class_probabilities, decode_all, encode_all
 
@@ -31,6 +30,10 @@ def evaluate(model, x, y=None, refine=None) -> dict:
 def reconstruction_scores(model, x: torch.Tensor, refine) -> tuple[dict, dict, np.ndarray]:
     """MSE, PSNR and SSIM of a split's reconstructions, refined (params' refine) and from the
     encoder's single pass; the reconstructions both ways; the refined per-image MSE."""
+    # Imported here: torchmetrics pulls in torchvision's models, seconds that every stage
+    # importing this module would pay at start-up for a score only evaluation computes.
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
     z = encode_all(model, x)
     one_pass = decode_all(model, z)
     recon = decode_all(model, encode_all(model, x, refine))

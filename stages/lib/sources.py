@@ -251,7 +251,9 @@ def read_source(source: str, data, keep) -> Intake:
     return intake
 
 
-def load_sources(data) -> list[Intake]:
-    """Every configured source (`data.source`: one or a list), read in order."""
-    keep = text_filter(data.include, data.exclude)
+def load_sources(data, keep=None) -> list[Intake]:
+    """Every configured source (`data.source`: one or a list), read in order; the rows whose text
+    passes `data.include`/`exclude` and `keep` (when given), the rest counted as filtered out."""
+    wanted = text_filter(data.include, data.exclude)
+    keep = wanted if keep is None else (lambda text, also=keep: wanted(text) and also(text))
     return [read_source(source, data, keep) for source in data.sources]
