@@ -1,13 +1,22 @@
-"""Small data the tests build themselves: synthetic emoji in the valhalla parquet layout."""
+"""Small data the tests build themselves: synthetic emoji in the valhalla parquet layout; the
+tiny pipeline the end-to-end tests share; the fresh clone's reproduction, run beside them."""
 
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from types import SimpleNamespace
+
+# The reproduction trains beside the other tests (pytest_collection_finish below). OpenMP threads
+# that spin while they wait make two trainings on two cores several times slower than one after
+# the other; waiting passively changes no number. Set before torch loads, and so for every
+# process the tests start.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import pandas as pd
@@ -182,6 +191,59 @@ def pipeline_copy(tiny_pipeline, tmp_path) -> Path:
 def private_pipeline_copy(tiny_pipeline, tmp_path) -> Path:
     """A copy of the tiny pipeline with a DVC cache of its own, for a test that empties it."""
     return Path(shutil.copytree(tiny_pipeline, tmp_path / "repo", symlinks=True))
+
+
+class Reproduction:
+    """`dvc repro` of the committed params in a fresh copy of the repo, in the background."""
+
+    TEST = "tests/test_reproduction.py"
+
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="reproduction-"))
+        (self.root / "repo").mkdir()
+        self.repo = copy_repo(self.root / "repo")
+        self.log = self.root / "repro.log"
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=self.repo, env=venv_env(),
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def result(self, timeout: float = 3600) -> Path:
+        """The reproduced repo, once `dvc repro` is done; its log's end if it failed."""
+        assert self.process.wait(timeout=timeout) == 0, self.log.read_text()[-3000:]
+        return self.repo
+
+    def stop(self) -> None:
+        if self.process.poll() is None:  # the session was cut short: dvc and the stage it runs
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+REPRODUCTION = pytest.StashKey[Reproduction]()
+
+
+def pytest_collection_modifyitems(items):
+    """The reproduction's test last: it waits for the run, and every test before it runs beside it."""
+    items.sort(key=lambda item: item.nodeid.startswith(Reproduction.TEST))
+
+
+def pytest_collection_finish(session):
+    """Start the reproduction before the first test when it is selected: it is the default
+    pipeline's training, which would otherwise come after every other test; beside them it fills
+    what they leave of the cores while they start processes, wait on DVC and Git, or serve."""
+    if any(item.nodeid.startswith(Reproduction.TEST) for item in session.items):
+        session.config.stash[REPRODUCTION] = Reproduction()
+
+
+def pytest_sessionfinish(session):
+    if REPRODUCTION in session.config.stash:
+        session.config.stash[REPRODUCTION].stop()
+
+
+@pytest.fixture(scope="session")
+def reproduced(request) -> Path:
+    """A fresh copy of the repo after `dvc repro` of its committed params (started at collection)."""
+    return request.config.stash[REPRODUCTION].result()
 
 
 class RecordingLive:

@@ -1,6 +1,7 @@
 """A fresh clone reproduces the committed results: data hashes exactly, trained metrics closely.
 
-Runs the default pipeline (a few minutes on 2 cores) on the committed params. The data stages
+Runs the default pipeline (a few minutes on 2 cores) on the committed params, started when the
+tests are collected and run beside them (tests/conftest.py: `Reproduction`). The data stages
 are bitwise reproducible on any x86_64 CPU (stages/__init__.py pins the kernels). Training is
 bitwise reproducible on one machine, but on another CPU the last bits differ (oneDNN picks
 its convolution blocking from the cache sizes) and 80 epochs amplify them: the Intel Xeon with
@@ -15,7 +16,7 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import copy_repo, dvc
+from tests.conftest import git
 
 pytestmark = pytest.mark.e2e
 
@@ -44,12 +45,10 @@ def close_to(key: str, value: float):
     return pytest.approx(value, rel=MSE_RELATIVE)
 
 
-def test_a_fresh_clone_reproduces_the_committed_data_and_metrics(tmp_path):
-    repo = copy_repo(tmp_path)
-    committed_lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    committed = dict(leaves(json.loads((repo / "reports/metrics.json").read_text())))
-
-    dvc(repo, "repro")
+def test_a_fresh_clone_reproduces_the_committed_data_and_metrics(reproduced):
+    repo = reproduced
+    committed_lock = yaml.safe_load(git(repo, "show", "HEAD:dvc.lock"))
+    committed = dict(leaves(json.loads(git(repo, "show", "HEAD:reports/metrics.json"))))
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     for stage in ("prepare", "augment", "extra"):
         assert outs_of(lock, stage) == outs_of(committed_lock, stage), f"{stage} outputs differ"
