@@ -48,9 +48,10 @@ def held_out_split(base: str, seed: int, shares) -> str:
 
 def drawn(bases: dict, variants, seed: int, share: float):
     """Which glyphs to read: every one of the subset's base emoji, and a seeded share (`extra.share`)
-    of the other base emoji, each with all its variants. Decided by name, before any is rendered."""
+    of the other base emoji, each with all its variants. Decided by name, before any is rendered;
+    None when the share is all of them."""
     if share >= 1:
-        return lambda text: True
+        return None
     return lambda text: (base := base_emoji(text, variants)) in bases or seeded_draw(f"{seed}:share:{base}") < share
 
 

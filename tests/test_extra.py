@@ -17,13 +17,19 @@ from tests.conftest import NAMES, default_params, synthetic_params, write_params
 VARIANTS = default_params()["data"]["variants"]
 
 
+def with_other_set(tmp_path, names, held_out=0.0, share=1.0, mirror=False) -> dict:
+    """Tiny params on the synthetic subset, with another set of these names as `extra.sources`."""
+    params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
+    params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=names))], "mirror": mirror,
+                       "held_out": {"val": held_out, "test": held_out}, "share": share}
+    return params
+
+
 def test_extra_learns_from_other_emoji_but_never_a_validation_or_test_emoji_or_a_variant_of_one(workdir, tmp_path):
-    subset = write_valhalla_parquet(tmp_path / "subset.parquet")
     # Another set: the subset's emoji in its own drawing, a variant of each, and emoji beyond the subset.
     others = [*NAMES, *[f"man {n} type 3" for n in NAMES], "rocket", "red apple", "sun with face"]
-    other = write_valhalla_parquet(tmp_path / "other.parquet", names=others)
-    params = synthetic_params(subset)
-    params["extra"] = {"sources": [str(other)], "mirror": True, "held_out": {"val": 0.0, "test": 0.0}, "share": 1.0}
+    other = tmp_path / "other.parquet"
+    params = with_other_set(tmp_path, others, mirror=True)
     write_params(workdir, params)
     prepare.main()
     extra.main()
@@ -49,9 +55,7 @@ def test_extra_learns_from_other_emoji_but_never_a_validation_or_test_emoji_or_a
 def test_a_share_of_the_other_emoji_is_held_out_with_all_its_variants_and_never_pretrained_on(workdir, tmp_path):
     bases = [f"thing number {i}" for i in range(40)]
     others = [*bases, *[f"{b} dark skin tone" for b in bases], *[f"woman {b}" for b in bases]]
-    params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
-    params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=others))], "mirror": False,
-                       "held_out": {"val": 0.25, "test": 0.25}, "share": 1.0}
+    params = with_other_set(tmp_path, others, held_out=0.25)
     write_params(workdir, params)
     prepare.main()
     extra.main()
@@ -69,9 +73,7 @@ def test_a_share_of_the_other_emoji_is_held_out_with_all_its_variants_and_never_
 def test_a_share_of_the_other_emoji_is_read_whole_and_the_subsets_always(workdir, tmp_path):
     bases = [f"thing number {i}" for i in range(40)]
     others = [*NAMES, *bases, *[f"{b} dark skin tone" for b in bases], *[f"woman {b}" for b in bases]]
-    params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
-    params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=others))], "mirror": False,
-                       "held_out": {"val": 0.25, "test": 0.25}, "share": 0.5}
+    params = with_other_set(tmp_path, others, held_out=0.25, share=0.5)
     write_params(workdir, params)
     prepare.main()
     extra.main()
@@ -99,9 +101,7 @@ def test_a_share_of_the_other_emoji_is_read_whole_and_the_subsets_always(workdir
 
 
 def test_pretrain_with_no_epochs_writes_the_seeded_start_and_a_one_point_curve(workdir, tmp_path):
-    params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
-    params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=["rocket", "sun with face"]))], "mirror": False,
-                       "held_out": {"val": 0.0, "test": 0.0}, "share": 1.0}
+    params = with_other_set(tmp_path, ["rocket", "sun with face"])
     params["pretrain"]["epochs"] = 0
     write_params(workdir, params)
     for stage in (prepare, augment, extra, pretrain):
