@@ -14,14 +14,14 @@ from pathlib import Path
 
 import torch
 
-from stages.lib.analogies import training_analogies
-from stages.lib.config import PipelineError, load_params, run_stage
-from stages.lib.data import images_and_labels
-from stages.lib.files import read_split, write_json
-from stages.lib.metrics import evaluate, reconstruction_scores
-from stages.lib.model import Reference, build_autoencoder, device, save_model
-from stages.lib.paths import AUGMENTED, EXTRA, split_file
-from stages.lib.training import fit, fit_reference, pretrain, seed_everything
+from emoji_ae.analogies import training_analogies
+from emoji_ae.config import PipelineError, load_params, run_stage
+from emoji_ae.data import images_and_labels
+from emoji_ae.files import read_split, write_json
+from emoji_ae.metrics import evaluate, reconstruction_scores
+from emoji_ae.model import Reference, build_autoencoder, device, save_model
+from emoji_ae.paths import AUGMENTED, EXTRA, split_file
+from emoji_ae.training import fit, fit_reference, pretrain, seed_everything
 
 MODELS = ("reference", "ours")
 CELLS = Path("benchmark/cells")

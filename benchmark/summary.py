@@ -8,11 +8,11 @@ reports/benchmark/rate_distortion.png.
 """
 
 from benchmark.cell import CELLS, MODELS
-from stages.lib.config import load_params, run_stage
-from stages.lib.figures import save_curves
-from stages.lib.files import read_json, write_json, write_text
-from stages.lib.paths import BENCHMARK, BENCHMARK_FIGURE, BENCHMARK_TABLE
-from stages.lib.provenance import provenance
+from emoji_ae.config import load_params, run_stage
+from emoji_ae.figures import save_curves
+from emoji_ae.files import read_json, write_json, write_text
+from emoji_ae.paths import BENCHMARK, BENCHMARK_FIGURE, BENCHMARK_TABLE
+from emoji_ae.provenance import provenance
 
 def row(latent: int) -> dict:
     ref, ours = (read_json(CELLS / f"{model}-{latent}" / "scores.json") for model in MODELS)

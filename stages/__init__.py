@@ -1,14 +1,4 @@
-"""The pipeline's stages and the modules they share."""
+"""The pipeline's DVC stages, one script each, run from a clone as `python -m stages.<name>`
+(dvc.yaml). They are not installed: the library they share is the emoji_ae package."""
 
-import os
-import platform
-
-# Pin x86 CPUs to the AVX2 kernels of PyTorch, oneDNN and MKL, so that a CPU with AVX-512 gives
-# the same data and weights as one without: wider vectors sum in another order and round
-# differently. MKL matters on Intel CPUs only (it ignores the variable elsewhere): it runs the
-# augment stage's affine grids and the classifier's linear layer. Set before torch runs its
-# first kernel; export any of the variables to override.
-KERNEL_PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-if platform.machine().lower() in ("x86_64", "amd64"):
-    for name, value in KERNEL_PINS.items():
-        os.environ.setdefault(name, value)
+import emoji_ae  # noqa: F401  (pins the CPU kernels before torch runs, emoji_ae/__init__.py)

@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import v2
 
-from stages.lib.config import PipelineError, load_params, run_stage
-from stages.lib.data import SPLITS, png_bytes, split_images
-from stages.lib.figures import save_grid
-from stages.lib.files import read_split, write_split
-from stages.lib.model import Autoencoder
-from stages.lib.paths import AUGMENT_SAMPLES, AUGMENTED, PREPARED, split_file
+from emoji_ae.config import PipelineError, load_params, run_stage
+from emoji_ae.data import SPLITS, png_bytes, split_images
+from emoji_ae.figures import save_grid
+from emoji_ae.files import read_split, write_split
+from emoji_ae.model import Autoencoder
+from emoji_ae.paths import AUGMENT_SAMPLES, AUGMENTED, PREPARED, split_file
 
 # The autoencoder that adversarial copies are made against: small, trained on the split's originals.
 PROXY = {"channels": [16, 32, 64], "latent": 128, "lr": 0.003, "epochs": 30, "steps": 5}

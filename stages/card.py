@@ -1,22 +1,24 @@
 """card: each trained model as a package that works without the pipeline, with its model card.
 
 Writes models/release/<name>/ for ae and aux: model.pt and latents.pt (copies of the train
-stage's, byte for byte), emoji.parquet (one drawing of each of the subset's emoji, the source
-listed first in data.source standing for a name that several share), settings.json (the run's
-concepts, recipes and latent refinement) and README.md, the model card: what it was trained
-on, the licences of that artwork, this run's metrics and how to use it. dvc.yaml registers these
-folders as the artifacts emoji-ae and emoji-aux; `emoji-ae` (stages/app) uses them.
+stage's, byte for byte), emoji.parquet (every drawing the model learned from or was scored on:
+the subset, the other emoji of data/extra and the held-out ones, each with its latent and the name
+a recipe uses), settings.json (the run's concepts, recipes and latent refinement) and README.md,
+the model card: what it was trained on, the licences of that artwork, this run's metrics and how
+to use it. dvc.yaml registers these
+folders as the artifacts emoji-ae and emoji-aux; `emoji-ae` (emoji_ae/app) uses them.
 """
 
 import shutil
 
 import pandas as pd
+import torch
 
-from stages.lib.config import load_params, run_stage
-from stages.lib.data import SPLITS
-from stages.lib.files import atomic_path, read_json, read_split, write_json, write_text
-from stages.lib.model import load_model
-from stages.lib.paths import EXTRA_SUMMARY, METRICS, MODEL_NAMES, PREPARED, SUMMARY, latents_file, model_file, release, split_file
+from emoji_ae.config import load_params, run_stage
+from emoji_ae.data import SPLITS, split_images
+from emoji_ae.files import atomic_path, read_json, read_split, write_json, write_text
+from emoji_ae.model import encode_all, load_model
+from emoji_ae.paths import EXTRA, EXTRA_SUMMARY, METRICS, MODEL_NAMES, PREPARED, SUMMARY, latents_file, model_file, release, split_file
 
 LICENCES = {
     "openmoji": "[OpenMoji](https://openmoji.org), [CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/)",
@@ -27,12 +29,26 @@ DESCRIPTION = {"ae": "the convolutional autoencoder", "aux": "the convolutional 
 
 
 def emoji_table(sources: list[str]) -> pd.DataFrame:
-    """One original drawing per name from the prepared splits, with its split."""
+    """Every drawing of the run once, with its split: the prepared subset, pretraining's other emoji
+    (their mirror images left out), the subset as other sets draw it and the held-out emoji. A name
+    that several sets draw is plain for the first set in `sources` and 'set: name' for the others."""
     frames = [read_split(split_file(PREPARED, split)).assign(split=split) for split in SPLITS]
-    frame = pd.concat(frames, ignore_index=True)
+    pretrain = read_split(EXTRA / "pretrain.parquet", empty_ok=True)
+    frames += [pretrain[~pretrain["augmented"]].assign(split="train"),
+               read_split(EXTRA / "styles.parquet", empty_ok=True), read_split(EXTRA / "held_out.parquet", empty_ok=True)]
+    frame = pd.concat([f for f in frames if len(f)], ignore_index=True).drop_duplicates(["source", "text"])
     rank = {source: i for i, source in enumerate(sources)}
     frame = frame.assign(rank=frame["source"].map(lambda s: rank.get(s, len(rank)))).sort_values(["rank", "split", "text"], kind="stable")
-    return frame.drop_duplicates("text")[["image", "text", "source", "split", "class_name"]].reset_index(drop=True)
+    second = frame["text"].duplicated()
+    frame["text"] = frame["text"].where(~second, frame["source"] + ": " + frame["text"])
+    return frame[["image", "text", "source", "split", "class_name"]].reset_index(drop=True)
+
+
+def with_latents(emoji: pd.DataFrame, model) -> pd.DataFrame:
+    """The table with each drawing's latent under this model (column z), so the page starts at once."""
+    images = split_images(emoji)
+    z = torch.cat([encode_all(model, chunk.float().div(255)) for chunk in images.split(1024)])
+    return emoji.assign(z=list(z.numpy()))
 
 
 def artwork(params, extra: dict) -> list[str]:
@@ -57,36 +73,29 @@ def settings_of(params) -> dict:
             "slerp": list(compose.slerp), "refine": {"steps": params.refine.steps, "lr": params.refine.lr}}
 
 
-def card(name: str, params, metrics: dict, summary: dict, extra: dict, n_params: int) -> str:
-    m, ref = metrics[name], metrics["reference"]
-    held_out = metrics["compose"][name]["test"]["family_mean"]
-    accuracy = f"\n| test accuracy of the classifier | {m['test_accuracy']:.1%} |" if "test_accuracy" in m else ""
-    data, seen = params.data, artwork(params, extra)
+def data_section(params, summary: dict, extra: dict, seen: list[str]) -> str:
+    data = params.data
     share_alike = ("Images derived from CC BY-SA artwork, the composites and reconstructions this model makes among them, "
                    "are shared under CC BY-SA 4.0.") if "openmoji" in seen else ""
-    return f"""---
-license: {licence(seen)}
-library_name: pytorch
-tags: [autoencoder, emoji, dvc]
----
-
-# emoji-{name}: {DESCRIPTION[name]}
-
-A DCGAN-style convolutional autoencoder for {data.size}x{data.size} emoji with a latent of {params.latent} values
-({n_params:,} parameters), written by `dvc repro` (stage `card`) from this run's outputs.
-
-## Training data
+    per_split = summary["emoji_per_split"]
+    return f"""## Training data
 
 - Emoji whose names have every word of {list(data.include)} and none of {list(data.exclude)}: {summary['images']} images of
   {summary['emoji']} emoji from {', '.join(f'`{s}`' for s in data.sources)}, split {data.split.train:.0%}/{data.split.val:.0%}/{data.split.test:.0%} by emoji
-  ({summary['emoji_per_split']['train']} train, {summary['emoji_per_split']['val']} validation, {summary['emoji_per_split']['test']} test), seed {params.seed}.
+  ({per_split['train']} train, {per_split['val']} validation, {per_split['test']} test), seed {params.seed}.
 - Augmented to {params.augment.targets.train} training images; pretrained for {params.pretrain.epochs} epochs on {extra.get('pretrain_images', 0)} images of other emoji
   (never a validation or test emoji), then trained for {params.train.epochs} epochs.
 
 Artwork it learned from: {'; '.join(LICENCES.get(s, f"`{s}`, a source of your own: its licence is yours to state") for s in seen)}.
 {share_alike}
+"""
 
-## Metrics of this run (test split, pixels in [0, 1])
+
+def metrics_section(name: str, metrics: dict) -> str:
+    m, ref = metrics[name], metrics["reference"]
+    held_out = metrics["compose"][name]["test"]["family_mean"]
+    accuracy = f"\n| test accuracy of the classifier | {m['test_accuracy']:.1%} |" if "test_accuracy" in m else ""
+    return f"""## Metrics of this run (test split, pixels in [0, 1])
 
 | metric | value |
 |---|---|
@@ -96,26 +105,32 @@ Artwork it learned from: {'; '.join(LICENCES.get(s, f"`{s}`, a source of your ow
 | held-out analogies (name, skin tone and gender, style): composite beats pixel arithmetic | {held_out['beats_pixel']:.0%} of {held_out['n']} |
 | held-out analogies: composite MSE / pixel arithmetic's | {held_out['vs_pixel']:.2f} |
 | held-out analogies: true emoji in the top 5 | {held_out['top5']:.0%} |
+"""
 
-## How to use it
+
+def usage_section(params, summary: dict, emoji: pd.DataFrame) -> str:
+    compose, data = params.compose, params.data
+    return f"""## How to use it
 
 ```bash
 pip install -e .    # in a clone of the project: installs the `emoji-ae` command
-emoji-ae compose "{params.compose.recipes[0] if params.compose.recipes else 'grinning face'}" --model <this folder> -o out.png
+emoji-ae compose "{compose.recipes[0] if compose.recipes else 'grinning face'}" --model <this folder> -o out.png
 emoji-ae reconstruct my_drawing.png --model <this folder> -o recon.png
-emoji-ae interpolate "{params.compose.slerp[0]}" "{params.compose.slerp[1]}" --steps 7 --model <this folder> -o path.png
+emoji-ae interpolate "{compose.slerp[0]}" "{compose.slerp[1]}" --steps 7 --model <this folder> -o path.png
+emoji-ae names hand --model <this folder>   # every name a recipe may use
 emoji-ae app --model <this folder>          # the same on a local web page
 ```
 
-In Python: `stages.lib.model.load_model("model.pt")` rebuilds the model (`encode`, `decode`);
-`stages.app.workbench.Workbench("<this folder>")` composes, reconstructs and interpolates.
+In Python: `emoji_ae.model.load_model("model.pt")` rebuilds the model (`encode`, `decode`);
+`emoji_ae.app.workbench.Workbench("<this folder>")` composes, reconstructs and interpolates.
 
 ## Files
 
 - `model.pt`: weights and the config that rebuilds the model (loaded with `weights_only=True`).
 - `latents.pt`: the latent of every image of every augmented split, with its text and label.
-- `emoji.parquet`: one drawing of each of the {summary['emoji']} emoji, whose names a recipe may use.
-- `settings.json`: the run's concepts ({', '.join(params.compose.concepts) or 'none'}), recipes and latent refinement.
+- `emoji.parquet`: the {len(emoji)} drawings the model learned from or was scored on ({', '.join(f'{n} {s}' for s, n in emoji['source'].value_counts().items())}),
+  each with its latent and the name a recipe uses ("set: name" for a second set's drawing of a name).
+- `settings.json`: the run's concepts ({', '.join(compose.concepts) or 'none'}), recipes and latent refinement.
 
 ## Limitations
 
@@ -123,6 +138,24 @@ Trained on {summary['emoji']} emoji of one kind ({', '.join(data.include) or 'al
 well, and latent arithmetic on a fine spatial grid mixes pixels more than it moves attributes
 (the held-out analogy figures above).
 """
+
+
+def card(name: str, params, metrics: dict, summary: dict, extra: dict, emoji: pd.DataFrame, n_params: int) -> str:
+    seen = artwork(params, extra)
+    return f"""---
+license: {licence(seen)}
+library_name: pytorch
+tags: [autoencoder, emoji, dvc]
+---
+
+# emoji-{name}: {DESCRIPTION[name]}
+
+A DCGAN-style convolutional autoencoder for {params.data.size}x{params.data.size} emoji with a latent of {params.latent} values
+({n_params:,} parameters), written by `dvc repro` (stage `card`) from this run's outputs.
+
+{data_section(params, summary, extra, seen)}
+{metrics_section(name, metrics)}
+{usage_section(params, summary, emoji)}"""
 
 
 def main():
@@ -136,11 +169,12 @@ def main():
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
         with atomic_path(folder / "emoji.parquet") as tmp:
-            emoji.to_parquet(tmp, index=False)
+            with_latents(emoji, model).to_parquet(tmp, index=False)
         write_json(folder / "settings.json", settings_of(params))
         n_params = sum(p.numel() for p in model.parameters())
-        write_text(folder / "README.md", card(name, params, metrics, summary, extra, n_params))
-    print(f"card: models/release/{{{','.join(MODEL_NAMES)}}} with {len(emoji)} emoji and their model cards")
+        write_text(folder / "README.md", card(name, params, metrics, summary, extra, emoji, n_params))
+    print(f"card: models/release/{{{','.join(MODEL_NAMES)}}} with {len(emoji)} drawings of {emoji['text'].str.split(': ').str[-1].nunique()} "
+          "emoji and their model cards")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 1. Recipes from params ("nerd face - smiling face with open mouth + face with stuck out
    tongue"); a term is an emoji's name or a concept: the mean latent of a list of emoji.
 2. An alpha strip (base + alpha * attribute) and a slerp strip between two emoji.
-3. Analogies with a known answer (stages/lib/analogies.py): name and variant (skin tone, gender)
+3. Analogies with a known answer (emoji_ae/analogies.py): name and variant (skin tone, gender)
    families within each set, and the same emoji drawn by two sets. Two benchmarks: *subset*, the
    prepared originals and data/extra/styles.parquet (the assignment's part 3), and *all*, every
    glyph of the sets (data/extra: pretraining glyphs as inputs, held-out glyphs as targets), whose
@@ -21,14 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stages.lib import analogies as A
-from stages.lib.config import load_params, run_stage
-from stages.lib.data import SPLITS, split_tensors
-from stages.lib.figures import save_grid
-from stages.lib.files import read_split, write_json
-from stages.lib.model import decode_all, encode_all, load_model
-from stages.lib.recipes import answer, check_names, concept_vector, parse_recipe, slerp
-from stages.lib.paths import COMPOSE, EXTRA, MODEL_NAMES, PREPARED, model_file, split_file
+from emoji_ae import analogies as A
+from emoji_ae.config import load_params, run_stage
+from emoji_ae.data import SPLITS, split_tensors
+from emoji_ae.figures import save_grid
+from emoji_ae.files import read_split, write_json
+from emoji_ae.model import decode_all, encode_all, load_model
+from emoji_ae.recipes import answer, check_names, concept_vector, parse_recipe, slerp
+from emoji_ae.paths import COMPOSE, EXTRA, MODEL_NAMES, PREPARED, model_file, split_file
 
 # Single-pair analogies scored per target and family (every pair of pairs would be millions): a
 # few for the subset's few targets, one for every glyph's thousands.

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages.lib.config import load_params, run_stage
-from stages.lib.data import split_tensors
-from stages.lib.figures import save_curves, save_grid
-from stages.lib.files import missing, read_json, read_split, read_tsv, write_json
-from stages.lib.metrics import confusion_records, evaluate, reconstruction_scores
-from stages.lib.model import class_probabilities, load_model
-from stages.lib.paths import AUGMENTED, COMPOSE, EVALUATE, METRICS, MODEL_NAMES, model_file, split_file, train_reports
+from emoji_ae.config import load_params, run_stage
+from emoji_ae.data import split_tensors
+from emoji_ae.figures import save_curves, save_grid
+from emoji_ae.files import missing, read_json, read_split, read_tsv, write_json
+from emoji_ae.metrics import confusion_records, evaluate, reconstruction_scores
+from emoji_ae.model import class_probabilities, load_model
+from emoji_ae.paths import AUGMENTED, COMPOSE, EVALUATE, METRICS, MODEL_NAMES, model_file, split_file, train_reports
 
 CURVES = {"ae": ("train/mse", "val/mse"), "aux": ("train/mse", "val/mse", "train/acc", "val/acc")}  # what the figure draws
 

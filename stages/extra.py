@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from PIL import ImageOps
 
-from stages.lib.config import load_params, run_stage
-from stages.lib.data import SPLITS, base_emoji, png_bytes, to_square
-from stages.lib.files import read_split, write_json, write_split
-from stages.lib.paths import EXTRA, EXTRA_SUMMARY, PREPARED, split_file
-from stages.lib.sources import load_sources
+from emoji_ae.config import load_params, run_stage
+from emoji_ae.data import SPLITS, base_emoji, png_bytes, to_square
+from emoji_ae.files import read_split, write_json, write_split
+from emoji_ae.paths import EXTRA, EXTRA_SUMMARY, PREPARED, split_file
+from emoji_ae.sources import load_sources
 
 
 def subset_bases(frames: dict) -> dict[str, str]:

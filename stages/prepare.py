@@ -11,12 +11,12 @@ every source used or accounted for, counts per source, class and split) and samp
 import numpy as np
 import pandas as pd
 
-from stages.lib.config import PipelineError, load_params, run_stage
-from stages.lib.data import SPLITS, assign_class, base_emoji, decode_png, grouped_split, png_bytes, to_square
-from stages.lib.figures import save_grid
-from stages.lib.files import write_json, write_split
-from stages.lib.paths import PREPARE_SAMPLES, PREPARED, SUMMARY, split_file
-from stages.lib.sources import load_sources
+from emoji_ae.config import PipelineError, load_params, run_stage
+from emoji_ae.data import SPLITS, assign_class, base_emoji, decode_png, grouped_split, png_bytes, to_square
+from emoji_ae.figures import save_grid
+from emoji_ae.files import write_json, write_split
+from emoji_ae.paths import PREPARE_SAMPLES, PREPARED, SUMMARY, split_file
+from emoji_ae.sources import load_sources
 
 
 def records_table(records: list[dict], data) -> pd.DataFrame:

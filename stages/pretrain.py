@@ -12,14 +12,14 @@ Writes models/pretrained/model.pt and reports/pretrain/ (DVCLive learning curves
 
 from dvclive import Live
 
-from stages.lib.analogies import training_analogies
-from stages.lib.config import load_params, run_stage
-from stages.lib.data import images_and_labels
-from stages.lib.files import read_split
-from stages.lib.metrics import evaluate
-from stages.lib.model import build_autoencoder, save_model
-from stages.lib.paths import AUGMENTED, EXTRA, PRETRAIN, model_file, split_file
-from stages.lib.training import pretrain, seed_everything
+from emoji_ae.analogies import training_analogies
+from emoji_ae.config import load_params, run_stage
+from emoji_ae.data import images_and_labels
+from emoji_ae.files import read_split
+from emoji_ae.metrics import evaluate
+from emoji_ae.model import build_autoencoder, save_model
+from emoji_ae.paths import AUGMENTED, EXTRA, PRETRAIN, model_file, split_file
+from emoji_ae.training import pretrain, seed_everything
 
 
 def main():

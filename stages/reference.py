@@ -7,12 +7,12 @@ Writes models/reference/model.pt.
 
 import torch
 
-from stages.lib.config import load_params, run_stage
-from stages.lib.data import split_tensors
-from stages.lib.files import read_split
-from stages.lib.model import Reference, device, save_model
-from stages.lib.paths import AUGMENTED, model_file, split_file
-from stages.lib.training import fit_reference, seed_everything
+from emoji_ae.config import load_params, run_stage
+from emoji_ae.data import split_tensors
+from emoji_ae.files import read_split
+from emoji_ae.model import Reference, device, save_model
+from emoji_ae.paths import AUGMENTED, model_file, split_file
+from emoji_ae.training import fit_reference, seed_everything
 
 
 def main():

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from stages.lib.config import Params, load_params, run_stage
-from stages.lib.files import read_json, read_text, write_text
-from stages.lib.metrics import accuracy_interval, wrong_emoji
-from stages.lib.model import latent_grid
-from stages.lib.paths import EVALUATE, EXTRA_SUMMARY, METRICS, REPORT, SUMMARY, train_reports
+from emoji_ae.config import Params, load_params, run_stage
+from emoji_ae.files import read_json, read_text, write_text
+from emoji_ae.metrics import accuracy_interval, wrong_emoji
+from emoji_ae.model import latent_grid
+from emoji_ae.paths import EVALUATE, EXTRA_SUMMARY, METRICS, REPORT, SUMMARY, train_reports
 
 DESIGN = "../docs/design.md"  # relative to reports/
 
@@ -259,7 +259,7 @@ def frontier(run: Run) -> str:
 
 Every design tried, each a measured run of this pipeline scored on the **validation** split (what designs were chosen
 by): one-pass reconstruction MSE against the family-mean composites on analogies whose target is a validation emoji.
-Made by `python -m stages.tools.frontier`, which commits the figure and [reports/frontier.json](frontier.json) (each
+Made by `python -m emoji_ae.tools.frontier`, which commits the figure and [reports/frontier.json](frontier.json) (each
 point's figures, date, commit and machine).
 
 ![reconstruction against composition](frontier.png)

@@ -15,13 +15,13 @@ import torch
 from dvclive import Live
 from torchinfo import summary
 
-from stages.lib.analogies import training_analogies
-from stages.lib.config import PipelineError, load_params, run_stage
-from stages.lib.data import SPLITS, images_and_labels
-from stages.lib.files import broken, read_split, save_torch, write_text
-from stages.lib.model import build_autoencoder, device, encode_all, load_model, save_model
-from stages.lib.paths import AUGMENTED, EXTRA, MODEL_NAMES, latents_file, model_file, split_file, train_reports
-from stages.lib.training import fit, seed_everything
+from emoji_ae.analogies import training_analogies
+from emoji_ae.config import PipelineError, load_params, run_stage
+from emoji_ae.data import SPLITS, images_and_labels
+from emoji_ae.files import broken, read_split, save_torch, write_text
+from emoji_ae.model import build_autoencoder, device, encode_all, load_model, save_model
+from emoji_ae.paths import AUGMENTED, EXTRA, MODEL_NAMES, latents_file, model_file, split_file, train_reports
+from emoji_ae.training import fit, seed_everything
 
 
 def start_from_pretrained(model) -> None:

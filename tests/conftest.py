@@ -146,6 +146,13 @@ def venv_env() -> dict:
     return {**identity, **os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
+def emoji_ae(*args, cwd) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it."""
+    command = shutil.which("emoji-ae", path=venv_env()["PATH"])
+    assert command, "the console script is not installed: pip install -e ."
+    return subprocess.run([command, *args], cwd=cwd, env=venv_env(), capture_output=True, text=True)
+
+
 def dvc(repo: Path, *args: str) -> str:
     result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=venv_env(), capture_output=True, text=True)
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"

@@ -1,4 +1,4 @@
-"""The model outside the pipeline (stages/app): the workbench, the `emoji-ae` command and the
+"""The model outside the pipeline (emoji_ae/app): the workbench, the `emoji-ae` command and the
 page's JSON routes, on a small model package the tests build. The installed command on the tiny
 pipeline's models, a fetched artifact and the page in Chromium: tests/test_app_e2e.py."""
 
@@ -8,7 +8,6 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from http.server import ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pandas as pd
@@ -16,13 +15,14 @@ import pytest
 import torch
 from PIL import Image
 
-from stages.app.cli import main as cli_main
-from stages.app.web import Api, handler
-from stages.app.workbench import Workbench
-from stages.lib.config import PipelineError, run_stage
-from stages.lib.data import png_bytes, to_square
-from stages.lib.model import Autoencoder, save_model
-from stages.lib.sources import decode_image
+from emoji_ae.app.cli import main as cli_main
+from emoji_ae.app import web
+from emoji_ae.app.workbench import Workbench
+from emoji_ae.config import PipelineError, run_stage
+from emoji_ae.data import png_bytes, to_square
+from emoji_ae.model import Autoencoder, save_model
+from emoji_ae.sources import decode_image
+from tests import hostile
 from tests.conftest import NAMES, emoji_png, encoded
 
 SIZE = 16
@@ -58,9 +58,9 @@ def bench(package):
 def test_composition_adds_the_attribute_to_the_base_and_names_the_nearest_emoji(bench):
     result = bench.compose_text(RECIPE)
     assert result.base.label == "pouting face" and result.image.shape == (3, SIZE, SIZE)
-    z = bench.latents["crying cat face"] - bench.latents["crying face"] + bench.latents["pouting face"]
+    z = bench.latent("crying cat face") - bench.latent("crying face") + bench.latent("pouting face")
     assert torch.allclose(bench.model.decode(z[None])[0], result.image, atol=1e-6)
-    pixels = (bench.pixels["crying cat face"] - bench.pixels["crying face"] + bench.pixels["pouting face"]).clamp(0, 1)
+    pixels = (bench.pixels("crying cat face") - bench.pixels("crying face") + bench.pixels("pouting face")).clamp(0, 1)
     assert torch.equal(result.pixel, pixels)
     assert len(result.nearest) == 3 and not {"crying cat face", "crying face", "pouting face"} & {n for n, _ in result.nearest}
     assert [d for _, d in result.nearest] == sorted(d for _, d in result.nearest)
@@ -69,10 +69,10 @@ def test_composition_adds_the_attribute_to_the_base_and_names_the_nearest_emoji(
 def test_alpha_scales_the_attribute_and_zero_gives_the_base(bench):
     plain = bench.compose_text("grinning face + cat - human", alpha=0)
     assert plain.base.label == "grinning face"
-    assert torch.allclose(plain.image, bench.model.decode(bench.latents["grinning face"][None])[0], atol=1e-6)
+    assert torch.allclose(plain.image, bench.model.decode(bench.latent("grinning face")[None])[0], atol=1e-6)
     double = bench.compose_text("grinning face + cat - human", alpha=2)
-    cat = torch.stack([bench.latents[n] for n in CONCEPTS["cat"]]).mean(0) - torch.stack([bench.latents[n] for n in CONCEPTS["human"]]).mean(0)
-    assert torch.allclose(bench.model.decode((bench.latents["grinning face"] + 2 * cat)[None])[0], double.image, atol=1e-5)
+    cat = torch.stack([bench.latent(n) for n in CONCEPTS["cat"]]).mean(0) - torch.stack([bench.latent(n) for n in CONCEPTS["human"]]).mean(0)
+    assert torch.allclose(bench.model.decode((bench.latent("grinning face") + 2 * cat)[None])[0], double.image, atol=1e-5)
 
 
 def test_a_users_image_is_prepared_as_the_pipeline_prepares_its_data(bench, tmp_path):
@@ -120,7 +120,7 @@ def test_reconstruction_one_pass_and_refined(bench):
 
 def test_interpolation_runs_from_one_emoji_to_the_other(bench):
     frames = bench.interpolate(bench.term("grinning face"), bench.term("dog face"), 4)
-    ends = bench.model.decode(torch.stack([bench.latents["grinning face"], bench.latents["dog face"]]))
+    ends = bench.model.decode(torch.stack([bench.latent("grinning face"), bench.latent("dog face")]))
     assert len(frames) == 4 and torch.allclose(frames[0], ends[0], atol=1e-5) and torch.allclose(frames[-1], ends[1], atol=1e-5)
 
 
@@ -181,12 +181,19 @@ def test_without_a_package_the_command_says_where_models_come_from(cli, tmp_path
 
 @pytest.fixture(scope="module")
 def server(bench):
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler(Api(bench)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    """The page's real server (uvicorn, the routes and their checks) on a free port, in a thread."""
+    sock = web.listen(0)
+    served = web.server(bench, sock)
+    thread = threading.Thread(target=served.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    for _ in range(500):
+        if served.started:
+            break
+        threading.Event().wait(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    served.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
 
 
 def post(url, body) -> tuple[int, dict]:
@@ -222,3 +229,51 @@ def test_the_page_and_its_routes_answer_with_images_and_one_line_errors(server):
     assert status == 400 and "closest: 'crying cat face'" in value["error"]
     status, value = post(server + "/api/reconstruct", {"term": {"image": "data:image/png;base64,bm90IGFuIGltYWdl", "label": "x.png"}})
     assert status == 400 and value["error"].startswith("x.png cannot be used (unreadable image)")
+
+
+def test_only_its_own_page_drives_it_and_nothing_of_the_disk_comes_through(server, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(emoji_png(9))  # an image on disk, which the page must not read on a request's say-so
+    hostile.assert_foreign_hosts_and_origins_are_refused(server, ["crying cat face", "crying face", "pouting face"])
+    hostile.assert_paths_are_refused(server, str(secret))
+
+
+def test_every_field_and_body_is_bounded_and_a_slow_sender_holds_nothing(server):
+    terms = ["crying cat face", "crying face", "pouting face"]
+    hostile.assert_fields_are_bounded(server, terms)
+    hostile.assert_oversized_bodies_are_refused(server)
+    hostile.assert_slow_senders_hold_nothing(server, terms)
+    upload = "data:image/png;base64," + base64.b64encode(huge_blank_png()).decode()
+    status, value = hostile.request(server, "POST", "/api/reconstruct", {"term": {"image": upload, "label": "bomb.png"}})
+    assert status == 400 and value["error"].startswith("bomb.png is over 16,777,216 pixels: upload a smaller image")
+
+
+def huge_blank_png() -> bytes:
+    """A few kilobytes of PNG that would decode to 64 million pixels."""
+    buffer = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_burst_of_50_is_answered_or_told_busy_and_never_reset(server):
+    composed, _ = hostile.assert_burst_is_answered(server, ["crying cat face", "crying face", "pouting face"])
+    assert composed >= 1
+
+
+def test_a_full_queue_answers_busy_at_once(bench, monkeypatch):
+    """With no room to wait, a request that finds the model taken gets the busy answer, not a wait."""
+    import anyio
+
+    monkeypatch.setattr(web, "MAX_WAITING", 0)
+    model = web.Model()
+
+    async def scenario():
+        await model.lock.acquire()
+        try:
+            await model.run(lambda: "never")
+        except web.Busy:
+            return "busy"
+        finally:
+            model.lock.release()
+
+    assert anyio.run(scenario) == "busy"

@@ -7,24 +7,19 @@ import hashlib
 import io
 import json
 import shutil
-import subprocess
 import time
 
+import pandas as pd
 import pytest
 from PIL import Image
 
-from stages.tools.app_benchmark import CHROMIUM_ARGS, start_app
-from tests.conftest import dvc, emoji_png, venv_env
+from emoji_ae.tools.app_benchmark import CHROMIUM_ARGS, start_app
+from tests import hostile
+from tests.conftest import dvc, emoji_ae, emoji_png
 
 pytestmark = pytest.mark.e2e
 
 RECIPE = "crying cat face - crying face + face with tears of joy"  # the assignment's; the tiny pipeline's default data has these
-
-
-def emoji_ae(*args, cwd) -> subprocess.CompletedProcess:
-    command = shutil.which("emoji-ae", path=venv_env()["PATH"])
-    assert command, "the console script is not installed: pip install -e ."
-    return subprocess.run([command, *args], cwd=cwd, env=venv_env(), capture_output=True, text=True)
 
 
 def md5(path) -> str:
@@ -131,3 +126,32 @@ def test_the_page_refuses_a_busy_port_in_one_line(tiny_pipeline):
     finally:
         app.terminate()
         app.wait(timeout=10)
+
+
+def test_the_page_on_the_tiny_pipelines_package_holds_against_an_attacker_and_a_crowd(tiny_pipeline, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(emoji_png(3))
+    app, url, _ = start_app(tiny_pipeline / "models/release/ae")
+    try:
+        hostile.assert_safe(url, ["crying cat face", "crying face", "face with tears of joy"], str(secret))
+    finally:
+        app.terminate()
+        app.wait(timeout=10)
+
+
+def test_the_package_names_every_drawing_the_model_learned_from_or_was_scored_on(tiny_pipeline):
+    emoji = pd.read_parquet(tiny_pipeline / "models/release/ae/emoji.parquet")
+    data = tiny_pipeline / "data"
+    frames = [pd.read_parquet(data / "prepared" / f"{split}.parquet") for split in ("train", "val", "test")]
+    frames += [pd.read_parquet(data / "extra" / f"{name}.parquet") for name in ("pretrain", "styles", "held_out")]
+    drawn = {(s, t) for f in frames for s, t, mirrored in zip(f["source"], f["text"], f["augmented"]) if not mirrored}
+    assert emoji["text"].is_unique and set(emoji["source"]) == {"openmoji", "twemoji"}
+    assert {(s, t.removeprefix(f"{s}: ")) for s, t in zip(emoji["source"], emoji["text"])} == drawn and len(emoji) == len(drawn)
+    assert {"train", "val", "test"} <= set(emoji["split"]) and len(emoji["z"].iloc[0]) == 16
+    second = emoji[emoji["text"].str.startswith("twemoji: ")]
+    assert len(second) and set(second["text"].str.removeprefix("twemoji: ")) <= set(emoji.loc[emoji["source"] == "openmoji", "text"])
+    name = second["text"].iloc[0]
+    listed = emoji_ae("names", name.split()[-1], cwd=tiny_pipeline)
+    assert name in listed.stdout.splitlines()
+    composed = emoji_ae("compose", f"{name} - {name.removeprefix('twemoji: ')} + nerd face", cwd=tiny_pipeline)
+    assert composed.returncode == 0 and "base: nerd face" in composed.stdout, composed.stderr

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from stages import augment, prepare
-from stages.lib import data
-from stages.lib.config import PipelineError, parse_params
+from emoji_ae import data
+from emoji_ae.config import PipelineError, parse_params
 from tests.conftest import synthetic_params, tiny_params, write_params
 
 

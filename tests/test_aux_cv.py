@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from stages import augment, prepare
-from stages.tools import aux_cv
-from stages.lib.config import PipelineError
+from emoji_ae.tools import aux_cv
+from emoji_ae.config import PipelineError
 from tests.conftest import synthetic_params, write_params
 
 

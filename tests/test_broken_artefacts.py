@@ -10,9 +10,9 @@ import pytest
 
 from benchmark import cell
 from stages import augment, card, compose, evaluate, extra, prepare, pretrain, reference, report, train
-from stages.app import cli
-from stages.lib.config import run_stage
-from stages.tools import aux_cv, profile_train
+from emoji_ae.app import cli
+from emoji_ae.config import run_stage
+from emoji_ae.tools import aux_cv, profile_train
 from tests.conftest import REPO, synthetic_params, write_params, write_valhalla_parquet
 
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from stages.lib import recipes
-from stages.lib import analogies as A
-from stages.lib.config import PipelineError
+from emoji_ae import recipes
+from emoji_ae import analogies as A
+from emoji_ae.config import PipelineError
 from tests.conftest import NAMES, default_params
 
 

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import BaseModel
 
-from stages.lib.config import Params, PipelineError, load_params, parse_params
+from emoji_ae.config import Params, PipelineError, load_params, parse_params
 from tests.conftest import REPO, default_params
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.lib import data, files
-from stages.lib.config import parse_params
+from emoji_ae import data, files
+from emoji_ae.config import parse_params
 from tests.conftest import default_params, tiny_params
 
 VARIANTS = default_params()["data"]["variants"]

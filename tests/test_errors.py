@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from stages.lib import config
+from emoji_ae import config
 from tests.conftest import REPO, synthetic_params, tiny_params, write_params, write_valhalla_parquet
 
 

@@ -7,11 +7,11 @@ import pandas as pd
 import torch
 
 from stages import augment, extra, prepare, pretrain
-from stages.lib.model import build_autoencoder, load_model
-from stages.lib.training import seed_everything
-from stages.lib.config import load_params
-from stages.lib.data import SPLITS, base_emoji
-from stages.lib.files import read_split
+from emoji_ae.model import build_autoencoder, load_model
+from emoji_ae.training import seed_everything
+from emoji_ae.config import load_params
+from emoji_ae.data import SPLITS, base_emoji
+from emoji_ae.files import read_split
 from tests.conftest import NAMES, default_params, synthetic_params, write_params, write_valhalla_parquet
 
 VARIANTS = default_params()["data"]["variants"]

@@ -6,7 +6,7 @@ import tomllib
 import pytest
 from packaging.requirements import Requirement
 
-from stages.tools.lock import LOCKS, digest
+from emoji_ae.tools.lock import LOCKS, digest
 from tests.conftest import REPO
 
 
@@ -30,7 +30,7 @@ def requirements(extras: list[str]) -> list[Requirement]:
 def test_each_lock_was_compiled_from_the_committed_pyproject(lock):
     first = (REPO / lock).read_text().splitlines()[0]
     assert first == f"# pyproject.toml: {digest(REPO / 'pyproject.toml', LOCKS[lock])}", (
-        f"pyproject.toml changed since {lock} was compiled: run `pip install uv && python -m stages.tools.lock` and commit both locks")
+        f"pyproject.toml changed since {lock} was compiled: run `pip install uv && python -m emoji_ae.tools.lock` and commit both locks")
 
 
 @pytest.mark.parametrize("lock", LOCKS)

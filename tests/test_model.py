@@ -3,10 +3,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from stages.lib.config import PipelineError
-from stages.lib.metrics import evaluate
-from stages.lib.model import Autoencoder, Residual, bf16_is_native, class_probabilities, encode_all, latent_grid, load_model, save_model
-from stages.lib.training import fit, seed_everything
+from emoji_ae.config import PipelineError
+from emoji_ae.metrics import evaluate
+from emoji_ae.model import Autoencoder, Residual, bf16_is_native, class_probabilities, encode_all, latent_grid, load_model, save_model
+from emoji_ae.training import fit, seed_everything
 from tests.conftest import RecordingLive, toy_data, training_params
 
 
@@ -136,7 +136,7 @@ def test_a_model_file_that_would_run_code_is_refused(tmp_path):
 
 
 def test_the_reference_has_the_assignments_shape_and_reloads(tmp_path):
-    from stages.lib.model import Reference, reference_cells
+    from emoji_ae.model import Reference, reference_cells
 
     model = Reference(latent=128).eval()
     x = torch.rand(2, 3, 64, 64)

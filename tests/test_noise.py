@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from stages.tools import noise, pr_report
+from emoji_ae.tools import noise, pr_report
 from tests.conftest import venv_env
 
 pytestmark = pytest.mark.e2e
@@ -15,11 +15,11 @@ pytestmark = pytest.mark.e2e
 def test_noise_retrains_with_other_seeds_and_records_each_metrics_spread(pipeline_copy):
     committed = json.loads((pipeline_copy / "reports/metrics.json").read_text())
     before = (pipeline_copy / "dvc.lock").read_text()
-    result = subprocess.run([sys.executable, "-m", "stages.tools.noise", "--seeds", "1", "2"], cwd=pipeline_copy, env=venv_env(),
+    result = subprocess.run([sys.executable, "-m", "emoji_ae.tools.noise", "--seeds", "1", "2"], cwd=pipeline_copy, env=venv_env(),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     measured = json.loads((pipeline_copy / "reports/noise.json").read_text())
-    assert measured["command"] == "python -m stages.tools.noise --seeds 1 2" and measured["runs"] == ["committed (seed 42)", "seed 1", "seed 2"]
+    assert measured["command"] == "python -m emoji_ae.tools.noise --seeds 1 2" and measured["runs"] == ["committed (seed 42)", "seed 1", "seed 2"]
     assert {"date", "commit", "machine"} <= set(measured)
     entry = measured["metrics"]["ae.test_mse"]
     assert entry["values"][0] == committed["ae"]["test_mse"] and len(entry["values"]) == 3

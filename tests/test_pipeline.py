@@ -12,8 +12,8 @@ import time
 import pytest
 import yaml
 
-from stages.lib.metrics import accuracy_interval
-from stages.lib.model import load_model
+from emoji_ae.metrics import accuracy_interval
+from emoji_ae.model import load_model
 from tests.conftest import REPO, dvc, venv_env, write_params
 
 pytestmark = pytest.mark.e2e

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from stages.lib.config import PipelineError
-from stages.tools import pr_report
+from emoji_ae.config import PipelineError
+from emoji_ae.tools import pr_report
 from tests.conftest import REPO
 
 OUTPUTS = {"data/prepared", "data/augmented", "models/ae", "reports/metrics.json", "reports/train_ae/architecture.txt"}
@@ -16,14 +16,14 @@ OUTPUTS = {"data/prepared", "data/augmented", "models/ae", "reports/metrics.json
 
 def test_missing_outputs_are_not_staleness_but_changed_code_params_and_edited_results_are():
     status = {
-        "train_ae": [{"changed deps": {"data/augmented": "deleted", "stages/lib/model.py": "modified", "params.yaml": {"latent": "modified"}}},
+        "train_ae": [{"changed deps": {"data/augmented": "deleted", "emoji_ae/model.py": "modified", "params.yaml": {"latent": "modified"}}},
                      {"changed outs": {"models/ae": "not in cache", "reports/train_ae/architecture.txt": "not in cache"}}],
         "augment": [{"changed deps": {"data/prepared": "deleted"}}, {"changed outs": {"data/augmented": "not in cache"}}],
         "evaluate": [{"changed outs": {"reports/metrics.json": "modified"}}],
         "report": [{"changed deps": {"stages/report.py": "deleted"}}, "changed command"],
     }
     assert pr_report.stale_reasons(status, OUTPUTS) == {
-        "train_ae": ["stages/lib/model.py modified", "param latent modified"],
+        "train_ae": ["emoji_ae/model.py modified", "param latent modified"],
         "evaluate": ["reports/metrics.json modified"],
         "report": ["stages/report.py deleted", "changed command"],
     }
@@ -73,7 +73,7 @@ def test_posting_from_a_fork_degrades_to_the_job_summary_with_a_warning(tmp_path
     summary = tmp_path / "summary.md"
     env = {**os.environ, "PYTHONPATH": str(REPO), "GITHUB_EVENT_PATH": event(tmp_path, "someone/emoji", "team/emoji"),
            "GITHUB_STEP_SUMMARY": str(summary)}
-    result = subprocess.run([sys.executable, "-m", "stages.tools.pr_report", "post", str(comment)], env=env,
+    result = subprocess.run([sys.executable, "-m", "emoji_ae.tools.pr_report", "post", str(comment)], env=env,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "::warning::pr_report: not posted, this pull request comes from a fork" in result.stdout

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from stages import prepare
-from stages.lib import data, sources
-from stages.lib.config import PipelineError
+from emoji_ae import data, sources
+from emoji_ae.config import PipelineError
 from tests.conftest import NAMES, emoji_png, synthetic_params, tiny_params, write_params, write_valhalla_parquet
 
 # Variants of base emoji as valhalla names them, and damaged rows, beside a second set.

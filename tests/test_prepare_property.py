@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stages import prepare
-from stages.lib import data
-from stages.lib.config import PipelineError
+from emoji_ae import data
+from emoji_ae.config import PipelineError
 from tests.conftest import encoded, synthetic_params, write_params
 
 FACES = ["grinning face", "crying face", "weary face", "pouting face", "nerd face", "sleepy face", "winking face",

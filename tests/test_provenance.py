@@ -3,7 +3,7 @@ than the files being written."""
 
 import subprocess
 
-from stages.lib.provenance import commit, provenance
+from emoji_ae.provenance import commit, provenance
 
 
 def git(*args, cwd):

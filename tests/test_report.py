@@ -1,4 +1,4 @@
-from stages.lib.metrics import accuracy_interval, confusion_records, wrong_emoji
+from emoji_ae.metrics import accuracy_interval, confusion_records, wrong_emoji
 from stages.report import errors_by_emoji
 
 

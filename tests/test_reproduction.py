@@ -2,7 +2,7 @@
 
 Runs the default pipeline (a few minutes on 2 cores) on the committed params, started when the
 tests are collected and run beside them (tests/conftest.py: `Reproduction`). The data stages
-are bitwise reproducible on any x86_64 CPU (stages/__init__.py pins the kernels). Training is
+are bitwise reproducible on any x86_64 CPU (emoji_ae/__init__.py pins the kernels). Training is
 bitwise reproducible on one machine, but on another CPU the last bits differ (oneDNN picks
 its convolution blocking from the cache sizes) and 80 epochs amplify them: the Intel Xeon with
 AVX-512 and AMX that retrained the committed models moved the test MSEs by up to 0.7% and the
@@ -16,7 +16,9 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import git
+from emoji_ae.tools.app_benchmark import start_app
+from tests import hostile
+from tests.conftest import emoji_ae, emoji_png, git
 
 pytestmark = pytest.mark.e2e
 
@@ -63,3 +65,24 @@ def test_a_fresh_clone_reproduces_the_committed_data_and_metrics(reproduced):
     assert len(baselines) >= 30
     for key in baselines:
         assert reproduced[key] == pytest.approx(committed[key], rel=1e-6), key
+
+
+VARIANT_RECIPE = ["waving hand dark skin tone", "waving hand sign", "thumbs up sign"]  # as the package spells the CLDR names
+
+
+def test_the_default_package_composes_every_drawing_by_name_and_its_page_is_safe(reproduced, tmp_path):
+    listed = emoji_ae("names", "thumbs", cwd=reproduced).stdout.splitlines()
+    assert {"thumbs up sign", "thumbs up dark skin tone", "twemoji: thumbs up sign", "thumbs down sign"} <= set(listed), listed
+    assert len([n for n in listed if n.startswith("thumbs up ") and n.endswith(" skin tone")]) == 5  # CLDR names, both sets
+    composed = emoji_ae("compose", " - ".join(VARIANT_RECIPE[:2]) + " + " + VARIANT_RECIPE[2], cwd=reproduced)
+    assert composed.returncode == 0 and "base: thumbs up sign" in composed.stdout, composed.stderr
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(emoji_png(1))
+    app, url, _ = start_app(reproduced / "models/release/ae")
+    try:
+        status, value = hostile.request(url, "POST", "/api/compose", hostile.compose_body(VARIANT_RECIPE))
+        assert status == 200 and value["base"] == "thumbs up sign"
+        hostile.assert_safe(url, VARIANT_RECIPE, str(secret))
+    finally:
+        app.terminate()
+        app.wait(timeout=10)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages.lib import sources
-from stages.lib.config import PipelineError
+from emoji_ae import sources
+from emoji_ae.config import PipelineError
 from tests.conftest import NAMES, emoji_png, encoded, write_valhalla_parquet
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from stages.lib.model import load_model
+from emoji_ae.model import load_model
 from tests.conftest import REPO, dvc, git, share_cache, venv_env, write_params
 
 pytestmark = pytest.mark.e2e
@@ -169,7 +169,7 @@ def test_a_registered_model_of_a_revision_is_fetched_from_the_remote(team, tmp_p
 
 def test_the_pr_check_fails_on_a_stale_lock_and_passes_on_a_fresh_one(team, tmp_path):
     work = share_cache(team["work"], tmp_path / "work")
-    check = [sys.executable, "-m", "stages.tools.pr_report", "check"]
+    check = [sys.executable, "-m", "emoji_ae.tools.pr_report", "check"]
     fresh = subprocess.run(check, cwd=work, env=venv_env(), capture_output=True, text=True)
     assert fresh.returncode == 0, fresh.stderr
     params = yaml.safe_load((work / "params.yaml").read_text())
@@ -190,7 +190,7 @@ def test_the_pr_comment_compares_committed_results_and_shows_figures_before_and_
     dvc(work, "repro")
     git(work, "add", "-A")
     git(work, "commit", "-qm", "latent 64")
-    comment = subprocess.run([sys.executable, "-m", "stages.tools.pr_report", "comment", "--base", "HEAD~1"],
+    comment = subprocess.run([sys.executable, "-m", "emoji_ae.tools.pr_report", "comment", "--base", "HEAD~1"],
                              cwd=work, env=venv_env(), capture_output=True, text=True, check=True).stdout
     assert "## Pipeline results: `HEAD` against `HEAD~1`" in comment
     row = next(line for line in comment.splitlines() if line.startswith("| ae test MSE, refined |"))

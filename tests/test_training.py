@@ -6,11 +6,11 @@ import sys
 import pytest
 import torch
 
-from stages import KERNEL_PINS
-from stages.lib.config import PipelineError
-from stages.lib.metrics import evaluate
-from stages.lib.model import Autoencoder, device
-from stages.lib.training import fit, mirror, paste_patches, seed_everything, warp
+from emoji_ae import KERNEL_PINS
+from emoji_ae.config import PipelineError
+from emoji_ae.metrics import evaluate
+from emoji_ae.model import Autoencoder, device
+from emoji_ae.training import fit, mirror, paste_patches, seed_everything, warp
 from tests.conftest import RecordingLive, toy_data, training_params
 
 
@@ -120,7 +120,7 @@ def test_importing_stages_pins_torch_and_mkl_to_avx2_kernels_so_avx512_machines_
     # use. MKL_VERBOSE makes MKL name the instruction set it dispatched to (an Intel CPU with
     # AVX-512 says AVX-512 without the pin; there, the augment stage wrote other images).
     env = {k: v for k, v in os.environ.items() if k not in KERNEL_PINS} | {"MKL_VERBOSE": "1"}
-    probe = ("import stages, torch; torch.ones(4).sum(); print(torch.backends.cpu.get_cpu_capability()); "
+    probe = ("import emoji_ae, torch; torch.ones(4).sum(); print(torch.backends.cpu.get_cpu_capability()); "
              "torch.rand(8, 64) @ torch.rand(64, 2)")
     run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     capability, *mkl_log = run.stdout.splitlines()
@@ -139,7 +139,7 @@ def test_a_diverging_loss_stops_training_with_the_epoch_and_a_hint():
 
 
 def test_both_models_start_from_the_pretrained_weights_and_refuse_another_models(workdir):
-    from stages.lib.model import save_model
+    from emoji_ae.model import save_model
     from stages.train import start_from_pretrained
 
     torch.manual_seed(0)
@@ -158,8 +158,8 @@ def test_both_models_start_from_the_pretrained_weights_and_refuse_another_models
 
 
 def test_pretraining_pools_the_other_emoji_with_the_train_split_at_its_own_settings(monkeypatch):
-    from stages.lib import training
-    from stages.lib.config import parse_params
+    from emoji_ae import training
+    from emoji_ae.config import parse_params
     from tests.conftest import tiny_params
 
     seen = {}
@@ -177,8 +177,8 @@ def test_pretraining_pools_the_other_emoji_with_the_train_split_at_its_own_setti
 def test_the_analogy_objective_makes_latent_arithmetic_land_on_the_target():
     """Drawings with and without a red square: the arithmetic gap (the MSE of decode(z(a) - z(b) +
     z(c)) to d over the reconstruction MSE) shrinks when training asks for the analogy."""
-    from stages.lib.analogies import TrainingAnalogies
-    from stages.lib.training import analogy_loss
+    from emoji_ae.analogies import TrainingAnalogies
+    from emoji_ae.training import analogy_loss
 
     g = torch.Generator().manual_seed(0)
     plain = (torch.rand(12, 3, 1, 1, generator=g) * 0.5).expand(12, 3, 16, 16).clone()  # a flat colour each

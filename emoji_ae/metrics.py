@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from stages.lib.model import class_probabilities, decode_all, encode_all
+from emoji_ae.model import class_probabilities, decode_all, encode_all
 
 
 def evaluate(model, x, y=None, refine=None) -> dict:

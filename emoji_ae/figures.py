@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from stages.lib.files import atomic_path  # noqa: E402
+from emoji_ae.files import atomic_path  # noqa: E402
 
 # Written PNGs carry no timestamp, so equal figures are equal files (DVC hashes them).
 PNG_METADATA = {"Software": None}

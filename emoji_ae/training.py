@@ -9,14 +9,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from stages.lib.config import PipelineError
-from stages.lib.metrics import evaluate
-from stages.lib.model import batches, bf16_is_native
+from emoji_ae.config import PipelineError
+from emoji_ae.metrics import evaluate
+from emoji_ae.model import batches, bf16_is_native
 
 
 def seed_everything(seed: int, threads: int) -> None:
     """Same seed and thread count: the same numbers, bit for bit, on one CPU (and on x86_64
-    the kernel pins of stages/__init__.py keep data stages equal across CPUs)."""
+    the kernel pins of emoji_ae/__init__.py keep data stages equal across CPUs)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -24,7 +24,7 @@ def seed_everything(seed: int, threads: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     # Deterministic mode also fills every new tensor with NaN, in case an op reads memory it
     # never wrote. None of ours does (the weights are the same bit for bit without it), and the
-    # fill shows up in `python -m stages.tools.profile_train`.
+    # fill shows up in `python -m emoji_ae.tools.profile_train`.
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 

@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from stages.lib.config import PipelineError
-from stages.lib.paths import CACHED_REPORTS, MODELS, producer
+from emoji_ae.config import PipelineError
+from emoji_ae.paths import CACHED_REPORTS, MODELS, producer
 
 
 @contextmanager

@@ -2,13 +2,12 @@
 interpolate between emoji, on a model package (what the `card` stage writes to models/release/<name>,
 and what `dvc artifacts get <repo> emoji-ae` fetches). Nothing here trains or touches DVC.
 
-A package is a folder of model.pt and latents.pt (as train_ae wrote them), emoji.parquet (one
-drawing of each of the subset's emoji, as prepare wrote it), settings.json (the run's concepts,
-recipes and latent refinement) and README.md, the model card.
+A package is a folder of model.pt and latents.pt (as train_ae wrote them), emoji.parquet (every
+drawing the model learned from or was scored on, by the name a recipe uses, with its latent),
+settings.json (the run's concepts, recipes and latent refinement) and README.md, the model card.
 """
 
 import io
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +18,12 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from stages.lib.config import PipelineError
-from stages.lib.data import normalise_text, split_tensors, to_square
-from stages.lib.files import broken, read_json, short_reason
-from stages.lib.model import decode_all, encode_all, load_model, refine_latents
-from stages.lib.recipes import closest, slerp, split_terms
-from stages.lib.sources import Skip, decode_image
+from emoji_ae.config import PipelineError
+from emoji_ae.data import normalise_text, split_images, to_square
+from emoji_ae.files import broken, read_json, short_reason
+from emoji_ae.model import decode_all, encode_all, load_model, refine_latents
+from emoji_ae.recipes import closest, slerp, split_terms
+from emoji_ae.sources import Skip, decode_image
 
 PACKAGE_FILES = ("model.pt", "latents.pt", "emoji.parquet", "settings.json")
 DEFAULT_PACKAGE = Path("models/release/ae")
@@ -59,9 +58,19 @@ def missing_package(folder: Path, what: str) -> PipelineError:
                          "`dvc repro`, or the folder that `dvc artifacts get <repo> emoji-ae` wrote)")
 
 
-def prepared_image(raw: bytes, size: int, rgba: bool, label: str) -> torch.Tensor:
-    """A user's image as the pipeline prepares its data (stages.lib.sources.decode_image, then
-    stages.lib.data.to_square), as a (C, H, W) tensor in [0, 1]."""
+def prepared_image(raw: bytes, size: int, rgba: bool, label: str, max_pixels: int | None = None) -> torch.Tensor:
+    """A user's image as the pipeline prepares its data (emoji_ae.sources.decode_image, then
+    emoji_ae.data.to_square), as a (C, H, W) tensor in [0, 1]; with max_pixels, refused when its
+    header declares a larger picture, before anything is decoded."""
+    if max_pixels is not None:
+        try:
+            width, height = Image.open(io.BytesIO(raw)).size
+        except Image.DecompressionBombError:
+            width = height = max_pixels  # larger still than Pillow decodes at all
+        except Exception:  # Pillow's many error types for data that is no image: decode_image says so
+            width = height = 0
+        if width * height > max_pixels:
+            raise PipelineError(f"{label} is over {max_pixels:,} pixels: upload a smaller image")
     try:
         image = decode_image(raw)
     except Skip as reason:
@@ -83,7 +92,7 @@ def png(image: torch.Tensor, scale: int = 1) -> bytes:
 
 
 class Workbench:
-    """A model package, loaded once: its emoji and their latents, its concepts."""
+    """A model package, loaded once: its emoji, their latents and pixels, its concepts."""
 
     def __init__(self, folder=DEFAULT_PACKAGE, workspace_params: Path | None = Path("params.yaml")):
         folder = Path(folder)
@@ -96,49 +105,67 @@ class Workbench:
         self.model = load_model(folder / "model.pt")
         self.size, self.channels = self.model.config["size"], self.model.config["in_channels"]
         self.settings = read_json(folder / "settings.json")
-        self.names, images = self.read_emoji(folder / "emoji.parquet")
-        self.pixels = dict(zip(self.names, images))
-        self.latents = dict(zip(self.names, encode_all(self.model, images)))
-        self.matrix = torch.stack([self.latents[n] for n in self.names])
+        self.names, self.images, self.matrix, self.aliases = self.read_emoji(folder / "emoji.parquet")
+        self.index = {name: i for i, name in enumerate(self.names)}
         self.concepts = {**self.settings.get("concepts", {}), **workspace_concepts(workspace_params)}
-        self.lock = threading.Lock()  # the page answers requests on several threads; torch modules are not re-entrant
 
-    def read_emoji(self, path: Path) -> tuple[list[str], torch.Tensor]:
+    def read_emoji(self, path: Path) -> tuple[list[str], torch.Tensor, torch.Tensor, dict]:
+        """Names, images (uint8: a package holds thousands), latents (the card stage's, or encoded
+        here for a package without them) and 'set: name' aliases of the drawings named plainly."""
         try:
-            frame = pd.read_parquet(path, columns=["image", "text"])
-            images = split_tensors(frame)
+            frame = pd.read_parquet(path)
+            images = split_images(frame)
         except Exception as e:  # pyarrow and Pillow raise many types for a damaged file
             raise broken(path, short_reason(e)) from None
-        if images.shape[1:] != (self.channels, self.size, self.size):
+        if "text" not in frame or images.shape[1:] != (self.channels, self.size, self.size):
             raise broken(path, f"images of shape {tuple(images.shape[1:])}, not the model's {(self.channels, self.size, self.size)}")
-        return frame["text"].tolist(), images
+        if "z" in frame:
+            latents = torch.from_numpy(np.stack(frame["z"].to_numpy()).astype(np.float32))
+        else:
+            latents = torch.cat([encode_all(self.model, chunk.float().div(255)) for chunk in images.split(1024)])
+        names = frame["text"].tolist()
+        sources = frame["source"].tolist() if "source" in frame else [None] * len(names)
+        aliases = {f"{source}: {name}": name for name, source in zip(names, sources) if source and not name.startswith(f"{source}: ")}
+        return names, images, latents, aliases
+
+    def pixels(self, name: str) -> torch.Tensor:
+        """An emoji's drawing as a (C, H, W) tensor in [0, 1]."""
+        return self.images[self.index[name]].float().div(255)
+
+    def latent(self, name: str) -> torch.Tensor:
+        return self.matrix[self.index[name]]
 
     # --- terms -------------------------------------------------------------------------------
 
-    def image_term(self, raw: bytes, label: str) -> Term:
-        pixels = prepared_image(raw, self.size, self.channels == 4, label)
+    def image_term(self, raw: bytes, label: str, max_pixels: int | None = None) -> Term:
+        pixels = prepared_image(raw, self.size, self.channels == 4, label, max_pixels)
         return Term(label, "image", encode_all(self.model, pixels[None])[0], pixels)
 
-    def term(self, text: str) -> Term:
-        """An emoji's name, a concept, or the path of an image file."""
+    def term(self, text: str, paths: bool = True) -> Term:
+        """An emoji's name, a concept, or (when `paths`: the command line, never the page) the
+        path of an image file."""
         name = normalise_text(text) or ""
+        name = self.aliases.get(name, name)
         if name in self.concepts:
             members = self.concepts[name]
             for member in members:
-                if member not in self.latents:
+                if member not in self.index:
                     raise PipelineError(f"concept '{name}' lists '{member}', which is not an emoji of this model ({closest(member, self.names)})")
-            return Term(name, "concept", torch.stack([self.latents[m] for m in members]).mean(0),
-                        torch.stack([self.pixels[m] for m in members]).mean(0))
-        if name in self.latents:
-            return Term(name, "emoji", self.latents[name], self.pixels[name])
-        path = Path(text).expanduser()
-        if path.is_file():
+            return Term(name, "concept", torch.stack([self.latent(m) for m in members]).mean(0),
+                        torch.stack([self.pixels(m) for m in members]).mean(0))
+        if name in self.index:
+            return Term(name, "emoji", self.latent(name), self.pixels(name))
+        looks_like_path = any(c in text for c in "/\\") or text.lower().endswith(IMAGE_SUFFIXES)
+        if not paths:
+            if looks_like_path:
+                raise PipelineError(f"'{text}': the page reads no files from the disk; upload the image with a term's file button")
+        elif (path := Path(text).expanduser()).is_file():
             try:
                 raw = path.read_bytes()
             except OSError as e:
                 raise PipelineError(f"{path} cannot be read ({short_reason(e)})") from None
             return self.image_term(raw, str(path))
-        if "/" in text or text.lower().endswith(IMAGE_SUFFIXES):
+        elif looks_like_path:
             raise PipelineError(f"{text} does not exist: give the path of an image file, or an emoji's name")
         raise PipelineError(f"'{text}' is neither an emoji of this model nor a concept ({closest(name, [*self.names, *self.concepts])}); "
                             "`emoji-ae names` lists them")
@@ -154,8 +181,7 @@ class Workbench:
         base = next((t for t in reversed(added) if t.kind != "concept"), added[-1])
         z = base.z + alpha * (sum(sign * t.z for sign, t in terms) - base.z)
         pixel = base.pixels + alpha * (sum(sign * t.pixels for sign, t in terms) - base.pixels)
-        with self.lock:
-            image = decode_all(self.model, z[None])[0]
+        image = decode_all(self.model, z[None])[0]
         own = {t.label for _, t in terms if t.kind == "emoji"}
         distances = torch.cdist(z[None], self.matrix)[0]
         order = [i for i in distances.argsort().tolist() if self.names[i] not in own][:NEAREST]
@@ -169,9 +195,8 @@ class Workbench:
         (the run's refine.steps unless given; 0 = the encoder's single pass), and its MSE."""
         refine = self.settings["refine"]
         steps = refine["steps"] if steps is None else steps
-        with self.lock:
-            z = refine_latents(self.model, term.pixels[None], term.z[None], steps, refine["lr"]) if steps else term.z[None]
-            image = decode_all(self.model, z)[0]
+        z = refine_latents(self.model, term.pixels[None], term.z[None], steps, refine["lr"]) if steps else term.z[None]
+        image = decode_all(self.model, z)[0]
         return image, F.mse_loss(image, term.pixels).item()
 
     def interpolate(self, start: Term, end: Term, steps: int) -> list[torch.Tensor]:
@@ -179,8 +204,7 @@ class Workbench:
         if steps < 2:
             raise PipelineError(f"--steps must be at least 2 (the two ends), got {steps}")
         path = torch.stack([slerp(start.z, end.z, float(t)) for t in np.linspace(0, 1, steps)])
-        with self.lock:
-            return list(decode_all(self.model, path))
+        return list(decode_all(self.model, path))
 
 
 def workspace_concepts(path: Path | None) -> dict:

@@ -23,9 +23,9 @@ REPORT = REPORTS / "report.md"
 BENCHMARK = REPORTS / "benchmark.json"  # written by the benchmark pipeline, benchmark/dvc.yaml
 BENCHMARK_FIGURE = REPORTS / "benchmark" / "rate_distortion.png"
 BENCHMARK_TABLE = REPORTS / "benchmark.md"
-FRONTIER = REPORTS / "frontier.json"  # written by `python -m stages.tools.frontier`, committed
+FRONTIER = REPORTS / "frontier.json"  # written by `python -m emoji_ae.tools.frontier`, committed
 FRONTIER_FIGURE = REPORTS / "frontier.png"
-NOISE = REPORTS / "noise.json"  # written by `python -m stages.tools.noise`, committed
+NOISE = REPORTS / "noise.json"  # written by `python -m emoji_ae.tools.noise`, committed
 
 MODEL_NAMES = ("ae", "aux")
 CACHED_REPORTS = ("architecture.txt", "analogies.json")  # reports kept in the DVC cache, not in Git

@@ -1,9 +1,9 @@
 """aux_cv: the aux model's accuracy on emoji it has never seen, for choosing aux params
 without the test split.
 
-    python -m stages.tools.aux_cv                                  # params.yaml: trains 2 x folds models
-    python -m stages.tools.aux_cv aux.lambda=0.03 aux.dropout=0.5  # with some values replaced, as dvc exp run -S
-    python -m stages.tools.aux_cv --fold-seed 0                    # another deal of emoji into folds
+    python -m emoji_ae.tools.aux_cv                                  # params.yaml: trains 2 x folds models
+    python -m emoji_ae.tools.aux_cv aux.lambda=0.03 aux.dropout=0.5  # with some values replaced, as dvc exp run -S
+    python -m emoji_ae.tools.aux_cv --fold-seed 0                    # another deal of emoji into folds
 
 The validation split holds few emoji, and an emoji's augmented copies are right or wrong
 together, so one split's accuracy moves in steps of several points (see the report's interval).
@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages.lib.config import PipelineError, load_params, run_stage
-from stages.lib.data import images_and_labels
-from stages.lib.files import read_split
-from stages.lib.metrics import confusion_records, evaluate, wrong_emoji
-from stages.lib.model import build_autoencoder, class_probabilities
-from stages.lib.paths import AUGMENTED, split_file
-from stages.lib.training import fit, seed_everything
+from emoji_ae.config import PipelineError, load_params, run_stage
+from emoji_ae.data import images_and_labels
+from emoji_ae.files import read_split
+from emoji_ae.metrics import confusion_records, evaluate, wrong_emoji
+from emoji_ae.model import build_autoencoder, class_probabilities
+from emoji_ae.paths import AUGMENTED, split_file
+from emoji_ae.training import fit, seed_everything
 
 
 def emoji_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from tqdm import tqdm
 
-from stages.lib.config import PipelineError
-from stages.lib.data import normalise_text, text_filter
+from emoji_ae.config import PipelineError
+from emoji_ae.data import normalise_text, text_filter
 
 RENDER_PX = 160  # OpenMoji glyphs are drawn large, then downsampled for clean edges
 BUILT_IN = ("openmoji", "twemoji")

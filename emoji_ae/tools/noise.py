@@ -1,7 +1,7 @@
 """noise: how far the metrics move between runs that differ only in training's luck.
 
-    python -m stages.tools.noise --seeds 1 2 3          # retrains both models once per seed
-    python -m stages.tools.noise --seeds 1 --other-run metrics.json   # add a run made on another machine
+    python -m emoji_ae.tools.noise --seeds 1 2 3          # retrains both models once per seed
+    python -m emoji_ae.tools.noise --seeds 1 --other-run metrics.json   # add a run made on another machine
 
 On the workspace's data (data/prepared, data/augmented and data/extra as `dvc repro` left them)
 and params, each seed re-runs pretrain, train_reference, train_ae, train_aux, compose and
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import yaml
 
-from stages.lib.config import PipelineError, load_params, run_stage
-from stages.lib.files import read_json, write_json
-from stages.lib.paths import AUGMENTED, EXTRA, METRICS, NOISE, PARAMS, PREPARED
-from stages.lib.provenance import provenance
+from emoji_ae.config import PipelineError, load_params, run_stage
+from emoji_ae.files import read_json, write_json
+from emoji_ae.paths import AUGMENTED, EXTRA, METRICS, NOISE, PARAMS, PREPARED
+from emoji_ae.provenance import provenance
 
 STAGES = (("stages.pretrain",), ("stages.reference",), ("stages.train", "ae"), ("stages.train", "aux"), ("stages.compose",),
           ("stages.evaluate",))
@@ -80,7 +80,7 @@ def main():
     for seed in args.seeds:
         print(f"noise: training with seed {seed}")
         runs.append({"run": f"seed {seed}", "metrics": run_with_seed(seed)})
-    command = "python -m stages.tools.noise " + " ".join(sys.argv[1:])
+    command = "python -m emoji_ae.tools.noise " + " ".join(sys.argv[1:])
     write_json(NOISE, {**provenance(), "command": command, "runs": [run["run"] for run in runs], "metrics": spreads(runs)})
     for key in ("ae.test_mse_one_pass", "aux.test_accuracy", "compose.ae.test.family_mean.beats_pixel"):
         entry = read_json(NOISE)["metrics"].get(key)

@@ -1,9 +1,9 @@
 """Pin every dependency, with hashes: requirements.lock (the pipeline) and requirements-test.lock
 (the pipeline and the test extra, the same pins for what they share).
 
-    pip install uv && python -m stages.tools.lock     # after editing pyproject.toml: keeps the pins it can
-    python -m stages.tools.lock --upgrade             # the newest versions pyproject.toml allows
-    python -m stages.tools.lock --from-environment    # exactly what this environment has installed
+    pip install uv && python -m emoji_ae.tools.lock     # after editing pyproject.toml: keeps the pins it can
+    python -m emoji_ae.tools.lock --upgrade             # the newest versions pyproject.toml allows
+    python -m emoji_ae.tools.lock --from-environment    # exactly what this environment has installed
 
 uv resolves (`uv pip compile`); pip installs (`pip install -r requirements.lock`). Each lock
 starts with `# pyproject.toml: <digest>` of the requirements it was compiled from, which
@@ -20,7 +20,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from stages.lib.config import PipelineError, run_stage
+from emoji_ae.config import PipelineError, run_stage
 
 PYPROJECT = Path("pyproject.toml")
 LOCKS = {"requirements.lock": [], "requirements-test.lock": ["test"]}  # lock -> the extras it includes
@@ -59,7 +59,7 @@ def compile_lock(uv: str, lock: str, extras: list[str], constraints: list[str], 
     # uv names each constraints file in its "via" comments; a temporary one would make every update a diff.
     temporary = [c for c in constraints if c.startswith(tempfile.gettempdir())]
     body = "".join(line for line in Path(lock).read_text().splitlines(keepends=True) if not any(t in line for t in temporary))
-    Path(lock).write_text(header(PYPROJECT, extras) + "# update: pip install uv && python -m stages.tools.lock (docs/reproducibility.md)\n" + body)
+    Path(lock).write_text(header(PYPROJECT, extras) + "# update: pip install uv && python -m emoji_ae.tools.lock (docs/reproducibility.md)\n" + body)
 
 
 def main():

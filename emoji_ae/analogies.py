@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from stages.lib.data import split_tensors
+from emoji_ae.data import split_tensors
 
 METHODS = ("single", "family_mean")
 KINDS = ("name", "variant", "style")

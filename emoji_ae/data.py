@@ -1,7 +1,7 @@
 """Emoji data: text filters and class rules, image conversion, the split, and splits as tensors.
 
 Every split is a parquet file in the Hugging Face `datasets` image layout (`image` = {bytes,
-path}, `text`, plus `label`, `class_name`, `augmented`); stages.lib.files reads and writes them.
+path}, `text`, plus `label`, `class_name`, `augmented`); emoji_ae.files reads and writes them.
 """
 
 import io

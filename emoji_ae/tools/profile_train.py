@@ -1,7 +1,7 @@
 """profile_train: where training spends its time, measured with torch.profiler.
 
-    python -m stages.tools.profile_train               # train_ae's training, 5 epochs
-    python -m stages.tools.profile_train aux --epochs 2
+    python -m emoji_ae.tools.profile_train               # train_ae's training, 5 epochs
+    python -m emoji_ae.tools.profile_train aux --epochs 2
 
 Trains as train_ae or train_aux does (params.yaml, the augmented train and val splits, the same
 fit) for a few epochs under torch.profiler, then prints the operators that took the most time
@@ -17,12 +17,12 @@ import time
 
 from torch.profiler import ProfilerActivity, profile
 
-from stages.lib.config import PipelineError, load_params, run_stage
-from stages.lib.data import images_and_labels
-from stages.lib.files import read_split
-from stages.lib.model import build_autoencoder
-from stages.lib.paths import AUGMENTED, split_file
-from stages.lib.training import fit, seed_everything
+from emoji_ae.config import PipelineError, load_params, run_stage
+from emoji_ae.data import images_and_labels
+from emoji_ae.files import read_split
+from emoji_ae.model import build_autoencoder
+from emoji_ae.paths import AUGMENTED, split_file
+from emoji_ae.training import fit, seed_everything
 
 FORWARD, BACKWARD, OPTIMIZER = "forward passes and batching", "backward pass", "optimizer (AdamW step, zero_grad)"
 

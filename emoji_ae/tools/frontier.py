@@ -1,8 +1,8 @@
 """frontier: reconstruction against composition, across the designs tried, each a measured run.
 
-    python -m stages.tools.frontier              # every design of DESIGNS, one `dvc exp run --temp` each
-    python -m stages.tools.frontier --only "beta 1" "64 global values"   # these designs; the other points stay
-    python -m stages.tools.frontier --redraw     # the figure again from reports/frontier.json
+    python -m emoji_ae.tools.frontier              # every design of DESIGNS, one `dvc exp run --temp` each
+    python -m emoji_ae.tools.frontier --only "beta 1" "64 global values"   # these designs; the other points stay
+    python -m emoji_ae.tools.frontier --redraw     # the figure again from reports/frontier.json
 
 Each design is params.yaml with a few values replaced, run through the whole pipeline as a
 temporary DVC experiment (the workspace stays as it is). Every point is scored on the validation
@@ -17,11 +17,11 @@ import argparse
 import json
 import subprocess
 
-from stages.lib.config import PipelineError, load_params, run_stage
-from stages.lib.figures import save_scatter
-from stages.lib.files import read_json, write_json
-from stages.lib.paths import FRONTIER, FRONTIER_FIGURE, METRICS
-from stages.lib.provenance import provenance
+from emoji_ae.config import PipelineError, load_params, run_stage
+from emoji_ae.figures import save_scatter
+from emoji_ae.files import read_json, write_json
+from emoji_ae.paths import FRONTIER, FRONTIER_FIGURE, METRICS
+from emoji_ae.provenance import provenance
 
 # Designs that trade reconstruction for composition, by family: the spatial latent grid (the
 # default; its size and pretraining were its frontier), a latent trained for arithmetic (the
@@ -105,7 +105,7 @@ def main():
     points += [point(name, family, overrides, run_design(name, overrides)) for name, (family, overrides) in chosen.items()]
     if args.only and FRONTIER.exists():  # the designs not run this time keep their recorded points
         points += [p for p in read_json(FRONTIER)["points"] if p["design"] in DESIGNS and p["design"] not in chosen]
-    command = "python -m stages.tools.frontier" + (" --only " + " ".join(f'"{name}"' for name in args.only) if args.only else "")
+    command = "python -m emoji_ae.tools.frontier" + (" --only " + " ".join(f'"{name}"' for name in args.only) if args.only else "")
     write_json(FRONTIER, {**provenance(), "command": command, "points": points})
     draw(points)
     for p in points:

@@ -1,7 +1,7 @@
 """How fast the page is: `emoji-ae app` started as a user starts it, timed until it answers, then
 compositions sent as the page sends them (names, and a recipe with an uploaded image).
 
-    python -m stages.tools.app_benchmark [--model models/release/ae] [--requests 50] [--screenshot docs/app.png]
+    python -m emoji_ae.tools.app_benchmark [--model models/release/ae] [--requests 50] [--screenshot docs/app.png]
 
 Prints the start time (command to first answer of /api/info) and the round-trip time of a
 composition (median, 95th percentile, worst). --screenshot also drives the page in Debian's
@@ -21,8 +21,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from stages.app.workbench import DEFAULT_PACKAGE
-from stages.lib.config import PipelineError, run_stage
+from emoji_ae.app.workbench import DEFAULT_PACKAGE
+from emoji_ae.config import PipelineError, run_stage
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 

@@ -1,5 +1,5 @@
 """The convolutional autoencoder and its auxiliary classifier: building, encoding (with latent
-refinement), decoding, saving and loading. Training lives in stages.lib.training; why the model
+refinement), decoding, saving and loading. Training lives in emoji_ae.training; why the model
 is built this way, in docs/design.md."""
 
 import os
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.lib.files import broken, load_torch, save_torch, short_reason
+from emoji_ae.files import broken, load_torch, save_torch, short_reason
 
 
 def device() -> torch.device:
@@ -17,7 +17,7 @@ def device() -> torch.device:
 
 def bf16_is_native() -> bool:
     """Whether bfloat16 runs in hardware here: on a GPU that has it, or on a CPU with AMX or
-    AVX512_BF16 whose oneDNN is not capped below them (the kernel pins of stages/__init__.py cap it
+    AVX512_BF16 whose oneDNN is not capped below them (the kernel pins of emoji_ae/__init__.py cap it
     at AVX2). Elsewhere oneDNN emulates it, many times slower than fp32."""
     if device().type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
@@ -265,7 +265,7 @@ def save_model(model, path) -> None:
 
 
 def load_model(path) -> Autoencoder:
-    """Rebuild a saved model (stages.lib.files.load_torch: weights only, clear errors)."""
+    """Rebuild a saved model (emoji_ae.files.load_torch: weights only, clear errors)."""
     saved = load_torch(path)
     try:
         config = dict(saved["config"])

@@ -1,6 +1,6 @@
 """Recipes of latent arithmetic ("nerd face - smiling face with open mouth + face with stuck out
 tongue"): parsing, name checks, concepts and spherical interpolation. The compose stage and the
-model's command and page (stages/app) share them."""
+model's command and page (emoji_ae/app) share them."""
 
 import difflib
 import math
@@ -9,7 +9,7 @@ import re
 import torch
 import torch.nn.functional as F
 
-from stages.lib.config import PipelineError
+from emoji_ae.config import PipelineError
 
 
 def split_terms(recipe: str) -> list[tuple[float, str]]:

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stages.lib.paths import PARAMS
+from emoji_ae.paths import PARAMS
 
 
 PositiveInt = Annotated[int, Field(strict=True, gt=0)]

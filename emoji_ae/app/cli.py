@@ -15,8 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from stages.lib.config import PipelineError, run_stage
-from stages.app.workbench import DEFAULT_PACKAGE, Workbench
+from emoji_ae.config import PipelineError, run_stage
+from emoji_ae.data import words_of
+from emoji_ae.app.workbench import DEFAULT_PACKAGE, Workbench
 
 
 def arguments(argv=None) -> argparse.Namespace:
@@ -66,11 +67,11 @@ def compose(bench: Workbench, args) -> None:
     print(f"base: {result.base.label}; alpha {args.alpha:g}")
     print("nearest real emoji (inputs excluded): " + ", ".join(f"{name} ({distance:.2f})" for name, distance in result.nearest))
     if args.output:
-        from stages.lib.figures import save_grid
+        from emoji_ae.figures import save_grid
 
         titles = [("" if i == 0 else ("- " if sign < 0 else "+ ")) + t.label for i, (sign, t) in enumerate(result.terms)]
         nearest = result.nearest[0][0]
-        save_grid(args.output, [[t.pixels for _, t in result.terms] + [result.image, result.pixel, bench.pixels[nearest]]],
+        save_grid(args.output, [[t.pixels for _, t in result.terms] + [result.image, result.pixel, bench.pixels(nearest)]],
                   col_titles=titles + ["= composite", "pixel arithmetic", f"nearest: {nearest}"],
                   title=f"{args.recipe} (alpha {args.alpha:g})", cell=1.5)
         print(f"wrote {args.output}")
@@ -83,7 +84,7 @@ def reconstruct(bench: Workbench, args) -> None:
     how = f"latent refined by {steps} steps" if steps else "one encoder pass"
     print(f"reconstruction MSE {mse:.5f} ({how}; pixels in [0, 1])")
     if args.output:
-        from stages.lib.figures import save_grid
+        from emoji_ae.figures import save_grid
 
         save_grid(args.output, [[term.pixels, image]], col_titles=["input, prepared", f"reconstruction ({mse:.4f})"], cell=2)
         print(f"wrote {args.output}")
@@ -94,7 +95,7 @@ def interpolate(bench: Workbench, args) -> None:
     frames = bench.interpolate(start, end, args.steps)
     print(f"{len(frames)} points from {start.label} to {end.label}")
     if args.output:
-        from stages.lib.figures import save_grid
+        from emoji_ae.figures import save_grid
 
         save_grid(args.output, [[start.pixels, *frames, end.pixels]],
                   col_titles=["start", *[f"t={i / (len(frames) - 1):.2f}" for i in range(len(frames))], "end"], cell=1.2)
@@ -102,12 +103,13 @@ def interpolate(bench: Workbench, args) -> None:
 
 
 def names(bench: Workbench, args) -> None:
+    """Every name (a drawing of a second set as 'set: name') and concept with the word, or all."""
     word = (args.word or "").lower()
     for name in sorted(bench.names):
-        if word in name.split() or not word:
+        if not word or word in words_of(name):
             print(name)
     for concept, members in sorted(bench.concepts.items()):
-        if word in concept.split() or not word:
+        if not word or word in words_of(concept):
             print(f"{concept} (concept: {', '.join(members)})")
 
 
@@ -117,7 +119,7 @@ def main(argv=None) -> None:
     if getattr(args, "steps", 2) < 2:
         raise PipelineError(f"--steps must be at least 2 (the two ends), got {args.steps}")
     if args.command == "app":
-        from stages.app.web import serve
+        from emoji_ae.app.web import serve
 
         serve(args.model, args.port)
         return

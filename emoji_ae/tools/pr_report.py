@@ -1,13 +1,13 @@
 """pr_report: the pull-request review, step by step, as .github/workflows/pr.yaml runs it.
 
-    python -m stages.tools.pr_report pull                              # the PR's outputs from the team's remote
-    python -m stages.tools.pr_report check                             # fail if dvc.lock or the metrics are stale
-    python -m stages.tools.pr_report comment --base origin/main > pr_comment.md
-    python -m stages.tools.pr_report post pr_comment.md                # with CML; degrades on a fork's PR
+    python -m emoji_ae.tools.pr_report pull                              # the PR's outputs from the team's remote
+    python -m emoji_ae.tools.pr_report check                             # fail if dvc.lock or the metrics are stale
+    python -m emoji_ae.tools.pr_report comment --base origin/main > pr_comment.md
+    python -m emoji_ae.tools.pr_report post pr_comment.md                # with CML; degrades on a fork's PR
 
 The comment compares what the PR committed with what the base committed: nothing is retrained.
 A change no larger than the spread in reports/noise.json (measured by `python -m
-stages.tools.noise`) is shown as within noise, not as better or worse. Figures come before and
+emoji_ae.tools.noise`) is shown as within noise, not as better or worse. Figures come before and
 after, from `dvc plots diff`. Run it locally to preview a comment; `comment` needs no network.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from stages.lib.config import PipelineError, run_stage
-from stages.lib.paths import COMPOSE, EVALUATE, METRICS, NOISE
+from emoji_ae.config import PipelineError, run_stage
+from emoji_ae.paths import COMPOSE, EVALUATE, METRICS, NOISE
 
 HEADLINE = [  # (metric, label, which way is better)
     ("ae.test_mse_one_pass", "ae test MSE, one encoder pass", "lower"),
@@ -153,7 +153,7 @@ def headline_table(base: dict, head: dict, noise: dict) -> str:
 
 def noise_note(noise: dict) -> str:
     if not noise:
-        return f"No noise measurement is committed ({NOISE}): `python -m stages.tools.noise` makes one."
+        return f"No noise measurement is committed ({NOISE}): `python -m emoji_ae.tools.noise` makes one."
     return (f"Within noise: no larger than the spread over {len(noise['runs'])} runs that differ only in training's luck "
             f"({NOISE}, measured {noise['date']} on {noise['machine']}).")
 

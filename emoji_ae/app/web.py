@@ -1,0 +1,306 @@
+"""`emoji-ae app`: the model's three actions on a local web page, served on 127.0.0.1.
+
+Starlette routes under uvicorn and one static page (page.html, nothing fetched from the network).
+The page talks JSON to four routes: GET /api/info, POST /api/compose, /api/reconstruct and
+/api/interpolate. Images travel as PNG data URLs, uploads included.
+
+Any page the user's browser opens can reach a server on 127.0.0.1, so (docs/design.md, "The page"):
+only requests addressed to this server's own names are answered (Host), POSTs come from its own
+page (Origin, Sec-Fetch-Site, a JSON content type that a foreign page cannot send without a
+preflight this server never grants); a term is a name, a concept or an upload, never a path; every
+field has a range; a request gets a time budget to arrive and a place in a short queue for the
+model, or a "busy" answer at once.
+"""
+
+import base64
+import json
+import socket
+import sys
+import time
+import traceback
+from importlib.resources import files
+
+import anyio
+import anyio.to_thread
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from emoji_ae.app.workbench import Workbench, png
+from emoji_ae.config import PipelineError
+from emoji_ae.recipes import split_terms
+
+HOST = "127.0.0.1"  # local use only: the page is never served to other machines
+LOCAL_NAMES = ("127.0.0.1", "localhost")
+MAX_BODY = 8 * 2**20  # the whole JSON body, uploads included (base64)
+MAX_UPLOAD = 2 * 2**20  # one uploaded image's bytes
+MAX_UPLOAD_PIXELS = 4096 * 4096  # decoded size of one upload: a small PNG can hold a huge blank image
+ARRIVAL_S = 10.0  # a request's body must arrive within this
+PATIENCE_S = 5.0  # longest wait for the model before the busy answer
+MAX_WAITING = 64  # requests queued for the model; one more gets the busy answer at once
+MAX_CONNECTIONS = 128  # uvicorn answers 503 beyond this many at once
+BACKLOG = 1024  # connections the kernel holds before uvicorn accepts them: a burst is queued, not reset
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+}
+
+
+# --- what a request may ask ----------------------------------------------------------------
+
+
+class Term(BaseModel):
+    """One term: an emoji's name or a concept, or an uploaded image (a data URL) with its file name."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=200)
+    image: str | None = Field(None, max_length=MAX_UPLOAD * 4 // 3 + 100)
+    label: str | None = Field(None, max_length=200)
+
+
+class SignedTerm(Term):
+    sign: float = Field(1.0, allow_inf_nan=False)
+
+
+class ComposeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    terms: list[SignedTerm] = Field(min_length=1, max_length=8)
+    alpha: float = Field(1.0, ge=-2, le=3, allow_inf_nan=False)
+
+
+class ReconstructBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    term: Term
+    steps: int | None = Field(None, ge=0, le=500)  # Adam steps on the latent; None: the package's refine.steps
+
+
+class InterpolateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: Term
+    end: Term
+    steps: int = Field(7, ge=2, le=20)
+
+
+def problem(error: ValidationError, schema: type[BaseModel]) -> str:
+    """A validation error as one line that names the field and its range."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the request"
+    field = schema.model_fields.get(str(first["loc"][0])) if first["loc"] else None
+    bounds = {key: getattr(m, key) for m in (field.metadata if field else []) for key in ("ge", "le", "min_length", "max_length")
+              if getattr(m, key, None) is not None}
+    if {"ge", "le"} <= bounds.keys() and first["type"] in ("greater_than_equal", "less_than_equal"):
+        return f"{where} must be from {bounds['ge']:g} to {bounds['le']:g} (got {first.get('input')!r})"
+    if {"min_length", "max_length"} <= bounds.keys() and first["type"] in ("too_short", "too_long"):
+        return f"{where}: from {bounds['min_length']} to {bounds['max_length']} items, got {len(first.get('input') or [])}"
+    return f"{where}: {first['msg']}"
+
+
+# --- the routes' work ------------------------------------------------------------------------
+
+
+def data_url(image) -> str:
+    return "data:image/png;base64," + base64.b64encode(png(image)).decode()
+
+
+class Api:
+    """The routes' work on one loaded model package; each method runs alone on the model."""
+
+    def __init__(self, bench: Workbench):
+        self.bench = bench
+
+    def term(self, spec: Term):
+        if spec.image:
+            try:
+                raw = base64.b64decode(spec.image.split(",", 1)[-1], validate=True)
+            except ValueError:
+                raise PipelineError(f"{spec.label or 'the upload'} is not base64 image data") from None
+            if len(raw) > MAX_UPLOAD:
+                raise PipelineError(f"{spec.label or 'the upload'} is over {MAX_UPLOAD // 2**20} MiB: upload a smaller image")
+            return self.bench.image_term(raw, spec.label or "upload", max_pixels=MAX_UPLOAD_PIXELS)
+        if not (spec.name or "").strip():
+            raise PipelineError("a term is empty: pick an emoji or a concept, or upload an image")
+        return self.bench.term(spec.name, paths=False)
+
+    def info(self) -> dict:
+        bench = self.bench
+        examples = [{"recipe": r, "terms": [{"sign": s, "name": t} for s, t in split_terms(r)]} for r in bench.settings.get("recipes", [])]
+        return {"model": bench.folder.name, "names": sorted(bench.names), "concepts": bench.concepts, "examples": examples,
+                "slerp": bench.settings.get("slerp", []), "refine_steps": bench.settings["refine"]["steps"]}
+
+    def compose(self, body: ComposeBody) -> dict:
+        terms = [(1.0 if t.sign >= 0 else -1.0, self.term(t)) for t in body.terms]
+        result = self.bench.compose(terms, body.alpha)
+        return {"inputs": [{"sign": s, "label": t.label, "image": data_url(t.pixels)} for s, t in result.terms],
+                "base": result.base.label, "composite": data_url(result.image), "pixel": data_url(result.pixel),
+                "nearest": [{"name": n, "distance": d, "image": data_url(self.bench.pixels(n))} for n, d in result.nearest]}
+
+    def reconstruct(self, body: ReconstructBody) -> dict:
+        term = self.term(body.term)
+        image, mse = self.bench.reconstruct(term, body.steps)
+        return {"input": data_url(term.pixels), "reconstruction": data_url(image), "mse": mse}
+
+    def interpolate(self, body: InterpolateBody) -> dict:
+        frames = self.bench.interpolate(self.term(body.start), self.term(body.end), body.steps)
+        return {"frames": [data_url(f) for f in frames]}
+
+
+def answer(status: int, value: dict, **headers) -> JSONResponse:
+    return JSONResponse(value, status, headers={**SECURITY_HEADERS, **headers})
+
+
+class Busy(Exception):
+    """The model's queue is full, or the wait for it ran past PATIENCE_S."""
+
+
+class Model:
+    """The model, one request at a time (torch modules are not re-entrant), behind a short queue."""
+
+    def __init__(self):
+        self.lock, self.waiting = anyio.Lock(), 0
+
+    async def run(self, work):
+        if self.waiting >= MAX_WAITING:
+            raise Busy
+        self.waiting += 1
+        try:
+            with anyio.move_on_after(PATIENCE_S) as wait:
+                await self.lock.acquire()
+        finally:
+            self.waiting -= 1
+        if wait.cancelled_caught:
+            raise Busy
+        try:
+            return await anyio.to_thread.run_sync(work)
+        finally:
+            self.lock.release()
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, at most MAX_BODY bytes, arrived within ARRIVAL_S (a slow sender holds nothing of the model)."""
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY:
+        raise HTTPException(413, f"the request is over {MAX_BODY // 2**20} MiB: upload a smaller image")
+    chunks, size = [], 0
+    with anyio.fail_after(ARRIVAL_S):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise HTTPException(413, f"the request is over {MAX_BODY // 2**20} MiB: upload a smaller image")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def post_route(work, schema: type[BaseModel], model: Model):
+    async def endpoint(request: Request) -> Response:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return answer(415, {"error": "send the request as JSON (Content-Type: application/json)"})
+        try:
+            raw = await read_body(request)
+        except TimeoutError:
+            return answer(408, {"error": f"the request did not arrive within {ARRIVAL_S:g} s"})
+        except ClientDisconnect:  # the sender left before its body was whole: nobody to answer
+            return Response(status_code=400)
+        try:
+            body = schema.model_validate(json.loads(raw or b"{}"))
+        except json.JSONDecodeError as e:
+            return answer(400, {"error": f"malformed request: not JSON ({e.msg})"})
+        except ValidationError as e:
+            return answer(400, {"error": problem(e, schema)})
+        start = time.perf_counter()
+        try:
+            value = await model.run(lambda: work(body))
+        except Busy:
+            return answer(503, {"error": "the model is busy with other requests: try again in a moment"}, **{"Retry-After": "1"})
+        except PipelineError as e:
+            return answer(400, {"error": str(e)})
+        except Exception as e:  # a bug: say so in the page, keep serving, log the traceback
+            traceback.print_exc()
+            return answer(500, {"error": f"internal error: {type(e).__name__}"})
+        return answer(200, {**value, "server_ms": (time.perf_counter() - start) * 1000})
+    return endpoint
+
+
+class LocalOnly:
+    """ASGI middleware: Host must name this server (127.0.0.1 or localhost, at its port), else 421
+    (DNS rebinding); a POST must come from its own page: an Origin, when sent, equal to
+    http://<that host>, and no cross-site Sec-Fetch-Site, else 403."""
+
+    def __init__(self, app, port_of):
+        self.app, self.port_of = app, port_of
+
+    def allowed(self) -> set[str]:
+        port = self.port_of()
+        return {f"{name}:{port}" for name in LOCAL_NAMES} | (set(LOCAL_NAMES) if port == 80 else set())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        hosts = self.allowed()
+        if headers.get("host", "").lower() not in hosts:
+            refused = answer(421, {"error": "this page answers only requests to its own address, http://127.0.0.1 or localhost at its port"})
+            return await refused(scope, receive, send)
+        origin, site = headers.get("origin"), headers.get("sec-fetch-site", "same-origin")
+        if scope["method"] != "GET" and ((origin is not None and origin.lower() not in {f"http://{h}" for h in hosts})
+                                         or site not in ("same-origin", "none")):
+            return await answer(403, {"error": "only the page itself may send requests to it"})(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def application(bench: Workbench, port_of) -> LocalOnly:
+    """The page and its routes behind the local-only check; port_of() gives the port it serves."""
+    api, model, page = Api(bench), Model(), files("emoji_ae.app").joinpath("page.html").read_bytes()
+
+    async def index(request: Request) -> Response:
+        return Response(page, 200, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+
+    async def info(request: Request) -> Response:
+        return answer(200, api.info())
+
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        return answer(error.status_code, {"error": error.detail if error.status_code == 413 else f"no {request.method} route {request.url.path}"})
+
+    routes = [Route("/", index), Route("/index.html", index), Route("/api/info", info),
+              Route("/api/compose", post_route(api.compose, ComposeBody, model), methods=["POST"]),
+              Route("/api/reconstruct", post_route(api.reconstruct, ReconstructBody, model), methods=["POST"]),
+              Route("/api/interpolate", post_route(api.interpolate, InterpolateBody, model), methods=["POST"])]
+    return LocalOnly(Starlette(routes=routes, exception_handlers={HTTPException: http_error}), port_of)
+
+
+def listen(port: int) -> socket.socket:
+    """The listening socket, bound before anything prints its address: a busy port is one line."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((HOST, port))
+    except OSError as e:
+        sock.close()
+        raise PipelineError(f"cannot listen on {HOST}:{port} ({e.strerror}): pick another --port, or 0 for any free one") from None
+    sock.listen(BACKLOG)
+    return sock
+
+
+def server(bench: Workbench, sock: socket.socket):
+    import uvicorn
+
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(application(bench, lambda: port), log_level="warning", access_log=False, backlog=BACKLOG,
+                            limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+    return uvicorn.Server(config)
+
+
+def serve(folder, port: int) -> None:
+    """Load the package, then serve until Ctrl-C; prints the address once ready."""
+    bench = Workbench(folder)
+    sock = listen(port)
+    print(f"emoji-ae app: http://{HOST}:{sock.getsockname()[1]}/ ({len(bench.names)} emoji of {bench.folder}; Ctrl-C stops)", flush=True)
+    try:
+        server(bench, sock).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+        print("stopped", file=sys.stderr)
