@@ -96,7 +96,7 @@ def test_the_page_composes_reconstructs_and_takes_an_upload_in_chromium(tiny_pip
         page.set_input_files("#terms .term:nth-child(3) .file", str(drawing))
         page.fill("#alpha", "1.5")
         page.dispatch_event("#alpha", "input")
-        page.wait_for_function("document.querySelector('#compose-result').innerText.includes('my drawing.png')")
+        page.wait_for_selector("#compose-result figcaption:has-text('my drawing.png')")  # no script eval: the page's CSP forbids it
         page.set_input_files("#recon-file", str(drawing))
         page.click("#reconstruct-button")
         page.wait_for_selector("#reconstruct-result figure.result img")
@@ -107,7 +107,7 @@ def test_the_page_composes_reconstructs_and_takes_an_upload_in_chromium(tiny_pip
 
         page.fill("#terms .term:nth-child(1) .name", "crying kat face")
         page.click("#compose-button")
-        page.wait_for_function("document.querySelector('#compose-error').innerText.length > 0")
+        page.wait_for_selector("#compose-error:not(:empty)")
         assert "closest: 'crying cat face'" in page.inner_text("#compose-error")
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         assert Image.open(tmp_path / "page.png").size[1] > 600
