@@ -116,11 +116,12 @@ def per_target(items: list[dict]) -> list[dict]:
     return list({(i["family"], i["target"]): i for i in items}.values())
 
 
-def score(items, method, decode, latents, pixels, recon_mse, sums=(None, None)) -> list[dict]:
+def score(items, method, decode, latents, pixels, recon_mse, sums=(None, None), judge=None) -> list[dict]:
     """Per analogy: the composite's MSE to the target, pixel arithmetic's and copying's, the
     target's rank among every latent of the pool (inputs excluded), and the model's own one-pass
     reconstruction MSE of the target (the arithmetic gap's denominator). `sums`: the family sums
-    of the latents and of the pixels, for the family mean."""
+    of the latents and of the pixels, for the family mean. With a `judge` (emoji_ae.judge), its
+    figures for the composite, pixel arithmetic and the model's reconstruction of the target."""
     position = {key: i for i, key in enumerate(latents)}
     all_z = torch.stack(list(latents.values()))
     z = torch.stack([arithmetic(latents, item, method, sums[0]) for item in items])
@@ -138,6 +139,11 @@ def score(items, method, decode, latents, pixels, recon_mse, sums=(None, None)) 
                      "copy_mse": F.mse_loss(pixels[item["c"]], target).item(),
                      "recon_mse": recon_mse[item["target"]],
                      "rank": int((row < row[position[item["target"]]]).sum()) + 1})
+    if judge is not None:
+        images = {"composite": composites, "pixel": torch.stack([arithmetic(pixels, i, method, sums[1]) for i in items]),
+                  "reconstruction": decode(torch.stack([latents[i["target"]] for i in items]))}
+        for row, judged in zip(rows, judge.score(images, torch.stack([pixels[i["target"]] for i in items]), items)):
+            row.update(judged)
     return rows
 
 

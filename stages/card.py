@@ -94,17 +94,22 @@ Artwork it learned from: {'; '.join(LICENCES.get(s, f"`{s}`, a source of your ow
 def metrics_section(name: str, metrics: dict) -> str:
     m, ref = metrics[name], metrics["reference"]
     held_out = metrics["compose"][name]["test"]["family_mean"]
+    judged = metrics["compose"][name]["test"].get("judge", {}).get("all", {})
     accuracy = f"\n| test accuracy of the classifier | {m['test_accuracy']:.1%} |" if "test_accuracy" in m else ""
+    picture = "".join(f"\n| held-out analogies: {label}, composite / pixel arithmetic / reconstruction | "
+                      + " / ".join(format(judged[image][key], fmt) for image in ("composite", "pixel", "reconstruction")) + " |"
+                      for label, key, fmt in (("true emoji is the nearest drawing (top-1)", "top1", ".0%"),
+                                              ("true emoji among the 5 nearest drawings", "top5", ".0%"), ("SSIM to the true emoji", "ssim", ".2f"))
+                      ) if judged.get("n") else ""
     return f"""## Metrics of this run (test split, pixels in [0, 1])
 
 | metric | value |
 |---|---|
 | MSE, one encoder pass | {m['test_mse_one_pass']:.4f} ({m['one_pass_vs_reference']:.2f} x the reference architecture's {ref['test_mse_one_pass']:.4f}) |
 | MSE, refined latent | {m['test_mse']:.4f} |
-| SSIM, one pass / refined | {m['test_ssim_one_pass']:.3f} / {m['test_ssim']:.3f} |{accuracy}
-| held-out analogies (name, skin tone and gender, style): composite beats pixel arithmetic | {held_out['beats_pixel']:.0%} of {held_out['n']} |
+| SSIM, one pass / refined | {m['test_ssim_one_pass']:.3f} / {m['test_ssim']:.3f} |{accuracy}{picture}
+| held-out analogies (name, skin tone and gender, style): composite MSE beats pixel arithmetic's | {held_out['beats_pixel']:.0%} of {held_out['n']} |
 | held-out analogies: composite MSE / pixel arithmetic's | {held_out['vs_pixel']:.2f} |
-| held-out analogies: true emoji in the top 5 | {held_out['top5']:.0%} |
 """
 
 

@@ -17,11 +17,15 @@ Both trained models compose, so the report can say whether the classifier's shap
 latent helps. Writes reports/compose/ (figures, metrics.json, analogies.json).
 """
 
+import sys
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from emoji_ae import analogies as A
+from emoji_ae import judge as J
 from emoji_ae.config import load_params, run_stage
 from emoji_ae.data import SPLITS, split_tensors
 from emoji_ae.figures import save_grid
@@ -90,16 +94,36 @@ class Benchmark:
                 "n_analogies": {split: {kind: sum(i["split"] == split and i["kind"] == kind for i in self.family_items)
                                         for kind in A.KINDS} for split in SPLITS}}
 
-    def score(self, model, latents: dict, recon_mse: dict) -> tuple[dict, list]:
-        """Every analogy scored with this model's latents (of at least the pool's keys)."""
+    def score(self, model, latents: dict, recon_mse: dict, judge: J.Judge) -> tuple[dict, list]:
+        """Every analogy scored with this model's latents (of at least the pool's keys); the family
+        mean's also by the judge of this pool."""
         latents = {key: latents[key] for key in self.pixels}
         sums = (A.family_sums(latents, self.found), self.pixel_sums)
         decode = lambda batch: decode_all(model, batch)  # noqa: E731
         rows = []
         for method, items in (("family_mean", self.family_items), ("single", self.single_items)):
             for start in range(0, len(items), 512):  # chunks, so composites never fill memory
-                rows += A.score(items[start : start + 512], method, decode, latents, self.pixels, recon_mse, sums)
-        return A.summary_by_split(rows), rows
+                rows += A.score(items[start : start + 512], method, decode, latents, self.pixels, recon_mse, sums,
+                                judge if method == "family_mean" else None)
+        summary = A.summary_by_split(rows)
+        for split, judged in J.by_split(rows).items():
+            summary[split] = {"judge": judged, **summary[split]}  # first: the figures a person would go by
+        return summary, rows
+
+
+def judge_classifier(bench: Benchmark, split_of: dict, variants: list[str]):
+    """The judge's attribute classifier, trained on the pool's real train-split drawings only (never
+    a model's output); None, with a warning, where no attribute has enough drawings to learn from."""
+    keys = [key for key in bench.pixels if split_of[key] == "train"]
+    attributes = J.attributes_to_learn(bench.family_items, keys, variants, J.LEAST)
+    if not attributes:
+        print("warning: no analogy attribute has enough training drawings, so the judge reads no attributes", file=sys.stderr)
+        return None
+    x, y = torch.stack([bench.pixels[k] for k in keys]), J.labels_of(keys, attributes, variants)
+    cfg = J.CLASSIFIER
+    with tqdm(total=cfg.epochs, desc="judge", unit="epoch") as bar:
+        net = J.train_attributes(x, y, attributes, cfg, cfg.seed, progress=lambda epoch, loss: bar.update(1) or bar.set_postfix(loss=f"{loss:.3f}"))
+    return net
 
 
 def encode_pool(model, pixels: dict, targets: set) -> tuple[dict, dict]:
@@ -200,12 +224,15 @@ def main():
     benches = {"all": Benchmark(everything, everything_split, variants, SINGLE_PER_TARGET["all"], targets),
                "subset": Benchmark(pixels, split_of, variants, SINGLE_PER_TARGET["subset"])}
 
+    net = judge_classifier(benches["all"], everything_split, variants)
+    judges = {name: J.Judge(bench.pixels, net) for name, bench in benches.items()}  # one per pool, for both models
+
     metrics = {**benches["all"].counts(), "subset": benches["subset"].counts(), "recipes": {}}
     per_analogy = {}
     for name, model in models.items():
         latents, recon_mse = encode_pool(model, everything, targets)
-        metrics[name], rows = benches["all"].score(model, latents, recon_mse)
-        metrics["subset"][name], subset_rows = benches["subset"].score(model, latents, recon_mse)
+        metrics[name], rows = benches["all"].score(model, latents, recon_mse, judges["all"])
+        metrics["subset"][name], subset_rows = benches["subset"].score(model, latents, recon_mse, judges["subset"])
         per_analogy[name] = {"all": rows, "subset": subset_rows}
         by_name = {text: latents[key] for text, key in named.items()}
         images = {text: pixels[key] for text, key in named.items()}
@@ -219,9 +246,10 @@ def main():
     write_json(COMPOSE / "metrics.json", metrics)
     write_json(COMPOSE / "analogies.json", per_analogy, indent=1)
     for name in MODEL_NAMES:
-        held_out = metrics[name]["test"]["family_mean"]
+        held_out, judged = metrics[name]["test"]["family_mean"], metrics[name]["test"].get("judge", {}).get("all", {})
         print(f"compose[{name}]: {held_out['n']} held-out analogies (test targets), family mean: beats pixel "
-              f"{held_out['beats_pixel']:.0%}, top-5 {held_out['top5']:.0%}, MSE {held_out['vs_pixel']:.2f}x pixel arithmetic's")
+              f"{held_out['beats_pixel']:.0%}, MSE {held_out['vs_pixel']:.2f}x pixel arithmetic's; judge top-1 composite / pixel / "
+              "reconstruction " + " / ".join(f"{judged[k]['top1']:.0%}" for k in J.IMAGES if k in judged))
 
 
 if __name__ == "__main__":

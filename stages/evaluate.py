@@ -2,8 +2,8 @@
 
 Test MSE is the mean over images and pixels (values in [0, 1]) of the reconstruction from the
 refined latent (params' `refine`; the encoder-only figure is kept beside it); PSNR is the mean
-over images of 10 * log10(1 / MSE). Writes reports/metrics.json (headline metrics, with the
-compose scores under `compose`) and reports/evaluate/ (reconstructions, confusion matrix,
+over images of 10 * log10(1 / MSE). Writes reports/metrics.json (every figure, with the compose
+scores under `compose`), reports/headline.json (the few that DVC shows as metrics) and reports/evaluate/ (reconstructions, confusion matrix,
 learning curves). The report stage turns them into reports/report.md.
 """
 
@@ -15,9 +15,9 @@ from emoji_ae.config import load_params, run_stage
 from emoji_ae.data import split_tensors
 from emoji_ae.figures import save_curves, save_grid
 from emoji_ae.files import missing, read_json, read_split, read_tsv, write_json
-from emoji_ae.metrics import confusion_records, evaluate, reconstruction_scores
+from emoji_ae.metrics import confusion_records, evaluate, headline, reconstruction_scores
 from emoji_ae.model import class_probabilities, load_model
-from emoji_ae.paths import AUGMENTED, COMPOSE, EVALUATE, METRICS, MODEL_NAMES, model_file, split_file, train_reports
+from emoji_ae.paths import AUGMENTED, COMPOSE, EVALUATE, HEADLINE, METRICS, MODEL_NAMES, model_file, split_file, train_reports
 
 CURVES = {"ae": ("train/mse", "val/mse"), "aux": ("train/mse", "val/mse", "train/acc", "val/acc")}  # what the figure draws
 
@@ -89,6 +89,7 @@ def main():
         metrics[name]["one_pass_vs_reference"] = metrics[name]["test_mse_one_pass"] / metrics["reference"]["test_mse_one_pass"]
     metrics["compose"] = compose
     write_json(METRICS, metrics)
+    write_json(HEADLINE, headline(metrics))
     write_json(EVALUATE / "confusion.json", confusion_records(labels, predictions["aux"], test["text"], class_names), indent=1)
     draw_reconstructions(test, x, recons, metrics)
     draw_learning_curves(curves)

@@ -53,6 +53,10 @@ class Run:
         test = (compose if bench == "all" else compose["subset"])[name]["test"]
         return test["family_mean"] if kind is None else test["family_mean_by_kind"][kind]
 
+    def judged(self, name: str, kind: str = "all", split: str = "test") -> dict:
+        """The judge's figures (emoji_ae/judge.py) for the family-mean analogies of every glyph."""
+        return self.metrics["compose"][name][split].get("judge", {}).get(kind, {"n": 0})
+
 
 def load_run() -> Run:
     return Run(params=load_params(), metrics=read_json(METRICS), summary=read_json(SUMMARY), extra=read_json(EXTRA_SUMMARY),
@@ -85,13 +89,36 @@ Why the model and the methods are built as they are: [docs/design.md]({DESIGN}).
 | test SSIM, one pass / refined | {ae['test_ssim_one_pass']:.3f} / {ae['test_ssim']:.3f} | {ax['test_ssim_one_pass']:.3f} / {ax['test_ssim']:.3f} | {ref['test_ssim_one_pass']:.3f} / {ref['test_ssim']:.3f} |
 | test PSNR (dB), refined | {ae['test_psnr']:.2f} | {ax['test_psnr']:.2f} | {ref['test_psnr']:.2f} |
 | test accuracy | | {ax['test_accuracy']:.1%} | |
-| held-out analogies: family-mean composite beats pixel arithmetic | {comp['ae']['beats_pixel']:.0%} | {comp['aux']['beats_pixel']:.0%} | |
-| held-out analogies: true emoji in the top 5 | {comp['ae']['top5']:.0%} | {comp['aux']['top5']:.0%} | |
+| held-out analogies judged by the picture: true emoji is the nearest drawing (top-1), composite / pixel arithmetic / reconstruction | {judge_cell(run.judged('ae'), 'top1')} | {judge_cell(run.judged('aux'), 'top1')} | |
+| held-out analogies judged by the picture: true emoji among the 5 nearest drawings (top-5) | {judge_cell(run.judged('ae'), 'top5')} | {judge_cell(run.judged('aux'), 'top5')} | |
+| held-out analogies: SSIM to the true emoji | {judge_cell(run.judged('ae'), 'ssim', '.2f')} | {judge_cell(run.judged('aux'), 'ssim', '.2f')} | |
+| held-out analogies: family-mean composite beats pixel arithmetic (MSE) | {comp['ae']['beats_pixel']:.0%} | {comp['aux']['beats_pixel']:.0%} | |
+| held-out analogies: true emoji's latent in the 5 nearest latents | {comp['ae']['top5']:.0%} | {comp['aux']['top5']:.0%} | |
 | held-out analogies: composite MSE / pixel arithmetic's | {comp['ae']['vs_pixel']:.2f} | {comp['aux']['vs_pixel']:.2f} | |
 | held-out analogies: arithmetic gap (composite MSE / reconstruction MSE) | {comp['ae']['gap']:.2f} | {comp['aux']['gap']:.2f} | |
 
 Held-out analogies: the {comp['ae']['n']} family-mean analogies of every glyph whose target is a test emoji (section 3).
 """
+
+
+def judge_cell(judged: dict, key: str, fmt: str = ".0%") -> str:
+    """'composite / pixel arithmetic / reconstruction' of one judge figure, or '-' where none was judged."""
+    if not judged.get("n"):
+        return "-"
+    return " / ".join(format(judged[image][key], fmt) if judged[image][key] is not None else "-" for image in ("composite", "pixel", "reconstruction"))
+
+
+def judge_table(run: Run, name: str) -> str:
+    """The judge's figures per kind of held-out analogy, each for the three images."""
+    rows = [("true emoji is the nearest drawing (top-1)", "top1", ".0%"), ("true emoji among the 5 nearest (top-5)", "top5", ".0%"),
+            ("SSIM to the true emoji", "ssim", ".2f"), ("attribute read by the judge's classifier", "attribute", ".0%")]
+    kinds = ("all", "name", "variant", "style")
+    header = "| composite / pixel arithmetic / reconstruction | " + " | ".join(f"{k} ({run.judged(name, k).get('n', 0)})" for k in kinds) + " |"
+    body = [f"| {label} | " + " | ".join(judge_cell(run.judged(name, k), key, fmt) for k in kinds) + " |" for label, key, fmt in rows]
+    target = "| attribute read from the real target | " + " | ".join(
+        format(run.judged(name, k)["target"]["attribute"], ".0%") if run.judged(name, k).get("n") and run.judged(name, k)["target"]["attribute"] is not None
+        else "-" for k in kinds) + " |"
+    return "\n".join([header, "|---" * (len(kinds) + 1) + "|", *body, target])
 
 
 def intake_table(summary: dict) -> str:
@@ -417,6 +444,20 @@ words are a skin tone or gender (*waving hand dark skin tone - waving hand + thu
 **style** analogies between two sets drawing the same emoji (*Twemoji's X - OpenMoji's X + OpenMoji's Y = Twemoji's Y*).
 Each composite is compared with the true emoji. The **held-out** analogies are those whose target is a test emoji: no
 model trained on their targets and no design choice looked at them.
+
+**Judged by the picture** (`emoji_ae/judge.py`), since MSE rewards a blurred average: is the true emoji the nearest real
+drawing to the image, by pixel distance among every drawing of the sets (the third input left out); how similar is it
+(SSIM); and does a small classifier, trained on real train-split drawings only, read the attribute the analogy changes
+(skin tone, gender, the animal words, the set). Each for the decoded composite, pixel arithmetic, and the model's own
+reconstruction of the target (what the decoder can draw). Held-out analogies of every glyph, family mean, `ae`:
+
+{judge_table(run, "ae")}
+
+The same for `aux`:
+
+{judge_table(run, "aux")}
+
+By mean squared error (which a blur can win):
 
 **Every glyph of the sets** ({sum(comp['n_analogies']['test'].values())} held-out analogies; targets are the subset's
 test emoji and the held-out share of the other emoji, `extra.held_out`). Family mean, held-out:

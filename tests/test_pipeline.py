@@ -139,3 +139,21 @@ def test_killed_training_leaves_no_truncated_output_and_repro_recovers(pipeline_
     write_params(pipeline_copy, params)
     dvc(pipeline_copy, "repro")
     assert "up to date" in dvc(pipeline_copy, "status")
+
+
+def metric_values(tree) -> int:
+    if isinstance(tree, dict):
+        return sum(metric_values(value) for value in tree.values())
+    return 1 if isinstance(tree, (int, float)) and not isinstance(tree, bool) else 0
+
+
+def test_a_reviewer_sees_the_headline_metrics_and_each_curve_once(tiny_pipeline, tmp_path):
+    shown = json.loads(dvc(tiny_pipeline, "exp", "show", "--json"))
+    workspace = next(entry for entry in shown if entry["rev"] == "workspace")
+    metrics = workspace["data"]["metrics"]
+    assert list(metrics) == ["reports/headline.json"] and 20 <= metric_values(metrics) <= 40
+    assert next(iter(metrics["reports/headline.json"]["data"]["ae"])) == "test_mse"
+    plots = json.loads(dvc(tiny_pipeline, "plots", "show", "--json", "-o", str(tmp_path / "plots")))
+    ids = list(plots.get("data", plots))
+    assert {"ae_mse", "aux_mse", "aux_accuracy", "aux_cross_entropy"} <= set(ids)
+    assert not [i for i in ids if i.startswith(("reports/train_ae/", "reports/train_aux/"))], ids  # not again, raw

@@ -50,9 +50,11 @@ def test_the_headline_table_reads_the_spread_of_each_metric():
     base = {"ae": {"test_mse": 0.0200}, "aux": {"test_accuracy": 0.93}}
     head = {"ae": {"test_mse": 0.0199}, "aux": {"test_accuracy": 0.88}}
     noise = {"metrics": {"ae.test_mse": {"spread": 0.0005}, "aux.test_accuracy": {"spread": 0.03}}}
+    head["judge_ae"] = {"top1": 0.2}  # a figure new in this change
     table = pr_report.headline_table(base, head, noise)
-    assert "| ae test MSE, refined | 0.02 | 0.0199 | -0.0001 (-0.5%) (within noise, ±0.0005) |" in table
-    assert "| aux test accuracy | 0.93 | 0.88 | -0.05 (-5.4%) (worse) |" in table
+    assert "| ae.test_mse | 0.02 | 0.0199 | -0.0001 (-0.5%) (within noise, ±0.0005) |" in table
+    assert "| aux.test_accuracy | 0.93 | 0.88 | -0.05 (-5.4%) (worse) |" in table
+    assert "| judge_ae.top1 | - | 0.2 | new |" in table
 
 
 def event(tmp_path, head_repo, base_repo):

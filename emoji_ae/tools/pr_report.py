@@ -22,19 +22,9 @@ from pathlib import Path
 import yaml
 
 from emoji_ae.config import PipelineError, run_stage
-from emoji_ae.paths import COMPOSE, EVALUATE, METRICS, NOISE
+from emoji_ae.paths import COMPOSE, EVALUATE, HEADLINE, NOISE
 
-HEADLINE = [  # (metric, label, which way is better)
-    ("ae.test_mse_one_pass", "ae test MSE, one encoder pass", "lower"),
-    ("ae.one_pass_vs_reference", "ae one-pass MSE / reference's", "lower"),
-    ("ae.test_mse", "ae test MSE, refined", "lower"),
-    ("ae.test_ssim", "ae test SSIM, refined", "higher"),
-    ("aux.test_mse", "aux test MSE, refined", "lower"),
-    ("aux.test_accuracy", "aux test accuracy", "higher"),
-    ("compose.ae.test.family_mean.beats_pixel", "held-out composites beating pixel arithmetic (ae)", "higher"),
-    ("compose.ae.test.family_mean.top5", "held-out analogy target in top 5 (ae)", "higher"),
-    ("compose.ae.test.family_mean.gap", "held-out arithmetic gap (ae)", "lower"),
-]
+LOWER_IS_BETTER = ("mse", "vs_reference", "vs_ae")  # every other headline figure is better higher
 FIGURES = [("Reconstructions", EVALUATE / "reconstructions.png"), ("Learning curves", EVALUATE / "learning_curves.png"),
            ("Analogies", COMPOSE / "ae" / "analogies.png")]
 FIGURE_DIR = Path("pr_figures")
@@ -141,13 +131,22 @@ def label(old, new, better: str, spread) -> str:
     return f"{delta:+.4g}{relative}{verdict}"
 
 
+def leaves(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        out.update(leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
 def headline_table(base: dict, head: dict, noise: dict) -> str:
+    """Every figure of reports/headline.json (the DVC metrics), base against head, with its noise."""
     rows = ["| metric | base | this change | change |", "|---|---:|---:|---|"]
     fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
-    for key, name, better in HEADLINE:
-        old, new = lookup(base, key), lookup(head, key)
+    old, new = leaves(base), leaves(head)
+    for key in [*new, *(k for k in old if k not in new)]:
+        better = "lower" if any(word in key for word in LOWER_IS_BETTER) else "higher"
         spread = noise.get("metrics", {}).get(key, {}).get("spread")
-        rows.append(f"| {name} | {fmt(old)} | {fmt(new)} | {label(old, new, better, spread)} |")
+        rows.append(f"| {key} | {fmt(old.get(key))} | {fmt(new.get(key))} | {label(old.get(key), new.get(key), better, spread)} |")
     return "\n".join(rows)
 
 
@@ -179,7 +178,7 @@ def build_comment(base: str, head: str) -> str:
 
 Both sides as committed: nothing was retrained for this comment.
 
-{headline_table(committed_json(base, METRICS), committed_json(head, METRICS), noise)}
+{headline_table(committed_json(base, HEADLINE), committed_json(head, HEADLINE), noise)}
 
 {noise_note(noise)}
 

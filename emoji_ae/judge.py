@@ -1,0 +1,190 @@
+"""The composition judge: what a person would say of an image meant to be an analogy's answer,
+in figures that a blurred average cannot win (MSE can: a grey mean is near every emoji).
+
+For each image, three questions:
+
+- **recognised**: the target's rank among every drawing of the pool by pixel distance to the
+  image, the analogy's third input left out (it is the base, which copying would return): top-1
+  and top-5. A blur is near everything at once, so it is the nearest of nothing in particular.
+- **similar**: SSIM to the target, which compares local structure and contrast, not mean error.
+- **attribute carried**: whether a small classifier of the judge's own reads from the image the
+  words the analogy changes (a skin tone, a gender, "cat", the emoji set). It is trained on real
+  drawings of the train split only, never on a model's output, so it has no taste for any model's
+  artefacts; its rate on composites is read beside its rate on the real targets.
+
+The attribute of an analogy is its family's deleted words (name and variant families) or the
+target's set (style families); a drawing carries words when its name holds them as whole words.
+"""
+
+import re
+from types import SimpleNamespace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from emoji_ae.analogies import KINDS, kind_of, variant_words
+
+IMAGES = ("composite", "pixel", "reconstruction")
+
+# The attribute classifier's training. Fixed here, not in params.yaml: the judge is the yardstick
+# that experiments are compared by, so an experiment must not be able to move it.
+CLASSIFIER = SimpleNamespace(epochs=8, batch_size=64, lr=0.002, max_weight=50.0, seed=42)
+LEAST = 5  # an attribute is learned where at least this many training drawings have it, and as many lack it
+
+
+def attribute_of(item: dict) -> str:
+    """The words an analogy changes: 'cat', 'dark skin tone', or 'set twemoji' for a style family."""
+    if item["kind"] == "style":
+        return f"set {item['target'][0]}"
+    return item["family"].split(": ", 1)[1]
+
+
+def carries(key: tuple, attribute: str, variants: list[str]) -> bool:
+    """Whether the drawing (source, name) has the attribute: its set, a whole variant of its name
+    ("dark skin tone" is not in "medium dark skin tone"), or the words anywhere in its name."""
+    source, name = key
+    if attribute.startswith("set "):
+        return source == attribute[4:]
+    if kind_of(attribute, variants) == "variant":
+        return attribute in variant_words(name, variants)
+    return re.search(rf"(?:^| ){re.escape(attribute)}(?: |$)", name) is not None
+
+
+def attributes_to_learn(items: list[dict], train_keys: list, variants: list[str], least: int) -> list[str]:
+    """The analogies' attributes that at least `least` training drawings have, and as many lack."""
+    wanted = sorted({attribute_of(i) for i in items})
+    counts = {a: sum(carries(k, a, variants) for k in train_keys) for a in wanted}
+    return [a for a in wanted if least <= counts[a] <= len(train_keys) - least]
+
+
+class AttributeNet(nn.Module):
+    """A small convolutional classifier: one logit per attribute (several may hold at once). It
+    looks at 32 px at most: a skin tone, a set's line work or cat ears are plain at that size, and
+    it trains in seconds on a CPU."""
+
+    def __init__(self, channels: int, attributes: list[str], width: int = 16):
+        super().__init__()
+        self.attributes = list(attributes)
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, width, 3, 2, 1), nn.ReLU(), nn.Conv2d(width, 2 * width, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(2 * width, 4 * width, 3, 2, 1), nn.ReLU(), nn.Conv2d(4 * width, 4 * width, 3, 1, 1), nn.ReLU())
+        self.head = nn.Linear(8 * width, len(attributes))
+
+    def forward(self, x):
+        if x.shape[-1] > 32:
+            x = F.adaptive_avg_pool2d(x, 32)
+        h = self.features(x)
+        return self.head(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1))  # where an attribute is and how strongly
+
+
+def labels_of(keys: list, attributes: list[str], variants: list[str]) -> torch.Tensor:
+    return torch.tensor([[carries(k, a, variants) for a in attributes] for k in keys], dtype=torch.float32)
+
+
+def train_attributes(x: torch.Tensor, y: torch.Tensor, attributes: list[str], cfg, seed: int, progress=None) -> AttributeNet:
+    """Binary cross-entropy per attribute, each weighted up to balance its few positives; seeded."""
+    torch.manual_seed(seed)
+    net = AttributeNet(x.shape[1], attributes)
+    positives = y.sum(0).clamp(min=1)
+    weight = ((len(y) - positives) / positives).clamp(max=cfg.max_weight)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(cfg.epochs):
+        net.train()
+        for index in torch.randperm(len(x), generator=generator).split(cfg.batch_size):
+            loss = F.binary_cross_entropy_with_logits(net(x[index]), y[index], pos_weight=weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if progress is not None:
+            progress(epoch, loss.item())
+    return net.eval()
+
+
+def read_attributes(net: AttributeNet, images: torch.Tensor, attributes: list[str], batch_size: int = 512) -> torch.Tensor:
+    """Whether the net reads each image's own attribute (one attribute per image)."""
+    column = torch.tensor([net.attributes.index(a) for a in attributes])
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            logits = net(images[start : start + batch_size])
+            out.append(logits.gather(1, column[start : start + batch_size, None])[:, 0] > 0)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+
+class Judge:
+    """The pool every image is recognised against, and the attribute classifier."""
+
+    def __init__(self, pixels: dict, net: AttributeNet | None):
+        self.keys = list(pixels)
+        self.position = {key: i for i, key in enumerate(self.keys)}
+        self.flat = torch.stack([pixels[k] for k in self.keys]).flatten(1)
+        self.norms = self.flat.pow(2).sum(1)
+        self.net = net
+        self.pixel_rows = {}  # pixel arithmetic is the same for every model: judged once per analogy
+
+    def ranks(self, images: torch.Tensor, items: list[dict]) -> torch.Tensor:
+        """The target's rank (1 = nearest) among the pool by pixel distance, the third input left out."""
+        flat = images.flatten(1)
+        distances = self.norms[None] - 2 * flat @ self.flat.T  # + |image|^2, the same for every drawing
+        rows = torch.arange(len(items))
+        distances[rows, torch.tensor([self.position[i["c"]] for i in items])] = float("inf")
+        target = distances[rows, torch.tensor([self.position[i["target"]] for i in items])]
+        return (distances < target[:, None]).sum(1) + 1
+
+    def score(self, images: dict, targets: torch.Tensor, items: list[dict]) -> list[dict]:
+        """Per item, for each image kind: rank, SSIM to the target, and the attribute read (None
+        where the classifier does not know the analogy's attribute)."""
+        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+        known = [self.net is not None and attribute_of(i) in self.net.attributes for i in items]
+        asked = [i for i, k in zip(range(len(items)), known) if k]
+        rows = [{} for _ in items]
+        if "pixel" in images and all(key(i) in self.pixel_rows for i in items):
+            rows = [dict(self.pixel_rows[key(i)]) for i in items]
+            images = {kind: image for kind, image in images.items() if kind != "pixel"}
+        for kind, image in images.items():
+            image = image.clamp(0, 1)
+            ranks = self.ranks(image, items).tolist()
+            similar = ssim(image, targets, data_range=1.0, reduction="none").tolist()
+            read = read_attributes(self.net, image[asked], [attribute_of(items[i]) for i in asked]).tolist() if asked else []
+            carried = dict(zip(asked, read))
+            for n, row in enumerate(rows):
+                row.update({f"{kind}_rank": ranks[n], f"{kind}_ssim": similar[n], f"{kind}_attribute": carried.get(n)})
+            if kind == "pixel":
+                self.pixel_rows.update({key(i): {k: v for k, v in row.items() if k.startswith("pixel_")} for i, row in zip(items, rows)})
+        read = read_attributes(self.net, targets[asked], [attribute_of(items[i]) for i in asked]).tolist() if asked else []
+        for n, value in zip(asked, read):
+            rows[n]["target_attribute"] = value
+        return rows
+
+
+def key(item: dict) -> tuple:
+    return item["family"], tuple(item["target"])
+
+
+def summarise(rows: list[dict]) -> dict:
+    """{image kind: top1, top5, ssim, attribute (the share read, over analogies it knows), n_attribute},
+    and the attribute read from the real targets themselves."""
+    if not rows:
+        return {"n": 0}
+    read = [r["target_attribute"] for r in rows if r.get("target_attribute") is not None]
+    out = {"n": len(rows), "target": {"attribute": float(sum(read) / len(read)) if read else None, "n_attribute": len(read)}}
+    for kind in IMAGES:
+        ranks = torch.tensor([r[f"{kind}_rank"] for r in rows], dtype=torch.float32)
+        read = [r[f"{kind}_attribute"] for r in rows if r[f"{kind}_attribute"] is not None]
+        out[kind] = {"top1": float((ranks <= 1).float().mean()), "top5": float((ranks <= 5).float().mean()),
+                     "ssim": float(torch.tensor([r[f"{kind}_ssim"] for r in rows]).mean()),
+                     "attribute": float(sum(read) / len(read)) if read else None, "n_attribute": len(read)}
+    return out
+
+
+def by_split(rows: list[dict]) -> dict:
+    """{split: {kind ("all", name, variant, style): summarise}} over the judged rows."""
+    out = {}
+    for split in ("train", "val", "test"):
+        judged = [r for r in rows if r["split"] == split and "composite_rank" in r]
+        if judged:
+            out[split] = {kind: summarise([r for r in judged if kind in ("all", r["kind"])]) for kind in ("all", *KINDS)}
+    return out
