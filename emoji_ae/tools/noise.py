@@ -15,6 +15,7 @@ a change within noise when it is no larger than that spread.
 """
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -52,8 +53,10 @@ def run_with_seed(seed: int) -> dict:
         raw = yaml.safe_load(PARAMS.read_text())
         raw["seed"] = seed
         (scratch / PARAMS).write_text(yaml.safe_dump(raw, sort_keys=False))
+        # The stage scripts are the clone's (stages/ is not installed): run from here, they are found here.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))}
         for stage in STAGES:
-            result = subprocess.run([sys.executable, "-m", *stage], cwd=scratch, stderr=subprocess.PIPE, text=True)
+            result = subprocess.run([sys.executable, "-m", *stage], cwd=scratch, env=env, stderr=subprocess.PIPE, text=True)
             if result.returncode:
                 raise PipelineError(f"seed {seed}: python -m {' '.join(stage)} failed: {result.stderr.strip().splitlines()[-1]}")
         return with_headline(read_json(scratch / METRICS), read_json(scratch / HEADLINE))
