@@ -94,7 +94,7 @@ def test_plots_html_draws_offline_in_headless_chromium(pipeline_copy):
     dvc(pipeline_copy, "plots", "show", "-o", "plots_html")
     page = pipeline_copy / "plots_html/index.html"
     html = page.read_text()
-    assert "ae: reconstruction MSE per epoch" in html and "reconstructions.png" in html
+    assert "reports/train_ae/plots/metrics/val/mse.tsv" in html and "reconstructions.png" in html  # a curve, once, and a figure
     assert "cdn.jsdelivr" not in html and "vega-embed" in html  # the vendored copies, inlined
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")

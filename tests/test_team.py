@@ -193,7 +193,7 @@ def test_the_pr_comment_compares_committed_results_and_shows_figures_before_and_
     comment = subprocess.run([sys.executable, "-m", "emoji_ae.tools.pr_report", "comment", "--base", "HEAD~1"],
                              cwd=work, env=venv_env(), capture_output=True, text=True, check=True).stdout
     assert "## Pipeline results: `HEAD` against `HEAD~1`" in comment
-    row = next(line for line in comment.splitlines() if line.startswith("| ae test MSE, refined |"))
+    row = next(line for line in comment.splitlines() if line.startswith("| ae.test_mse |"))
     assert "(better)" in row or "(worse)" in row or "(within noise" in row or "(noise not measured)" in row, row
     assert "| params.yaml" in comment and "latent" in comment  # dvc params diff
     figures = next(line for line in comment.splitlines() if line.startswith("| Reconstructions |"))

@@ -132,9 +132,13 @@ def label(old, new, better: str, spread) -> str:
 
 
 def leaves(tree: dict, prefix: str = "") -> dict:
+    """Every number of a metrics tree, by its dotted name."""
     out = {}
     for key, value in tree.items():
-        out.update(leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        if isinstance(value, dict):
+            out.update(leaves(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = value
     return out
 
 
