@@ -126,21 +126,22 @@ def score(items, method, decode, latents, pixels, recon_mse, sums=(None, None), 
     all_z = torch.stack(list(latents.values()))
     z = torch.stack([arithmetic(latents, item, method, sums[0]) for item in items])
     composites = decode(z)
+    predicted = torch.stack([arithmetic(pixels, item, method, sums[1]) for item in items]).clamp(0, 1)  # pixel arithmetic
     distances = torch.cdist(z, all_z)
     rows = []
-    for item, image, row in zip(items, composites, distances):
+    for item, image, pixel, row in zip(items, composites, predicted, distances):
         target = pixels[item["target"]]
         for excluded in ((item["a"], item["b"], item["c"]) if method == "single" else (item["c"],)):
             row[position[excluded]] = float("inf")
         rows.append({"family": item["family"], "kind": item["kind"], "split": item["split"], "method": method,
                      "a": list(item["a"]), "b": list(item["b"]), "c": list(item["c"]), "target": list(item["target"]),
                      "mse": F.mse_loss(image, target).item(),
-                     "pixel_mse": F.mse_loss(arithmetic(pixels, item, method, sums[1]).clamp(0, 1), target).item(),
+                     "pixel_mse": F.mse_loss(pixel, target).item(),
                      "copy_mse": F.mse_loss(pixels[item["c"]], target).item(),
                      "recon_mse": recon_mse[item["target"]],
                      "rank": int((row < row[position[item["target"]]]).sum()) + 1})
     if judge is not None:
-        images = {"composite": composites, "pixel": torch.stack([arithmetic(pixels, i, method, sums[1]) for i in items]),
+        images = {"composite": composites, "pixel": predicted,
                   "reconstruction": decode(torch.stack([latents[i["target"]] for i in items]))}
         for row, judged in zip(rows, judge.score(images, torch.stack([pixels[i["target"]] for i in items]), items)):
             row.update(judged)

@@ -138,8 +138,7 @@ class Judge:
         where the classifier does not know the analogy's attribute)."""
         from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-        known = [self.net is not None and attribute_of(i) in self.net.attributes for i in items]
-        asked = [i for i, k in zip(range(len(items)), known) if k]
+        asked = [n for n, item in enumerate(items) if self.net is not None and attribute_of(item) in self.net.attributes]
         rows = [{} for _ in items]
         if "pixel" in images and all(key(i) in self.pixel_rows for i in items):
             rows = [dict(self.pixel_rows[key(i)]) for i in items]

@@ -23,6 +23,7 @@ import yaml
 
 from emoji_ae.config import PipelineError, run_stage
 from emoji_ae.paths import COMPOSE, EVALUATE, HEADLINE, NOISE
+from emoji_ae.tools.noise import leaves
 
 LOWER_IS_BETTER = ("mse", "vs_reference", "vs_ae")  # every other headline figure is better higher
 FIGURES = [("Reconstructions", EVALUATE / "reconstructions.png"), ("Learning curves", EVALUATE / "learning_curves.png"),
@@ -129,17 +130,6 @@ def label(old, new, better: str, spread) -> str:
     else:
         verdict = " (better)" if (delta < 0) == (better == "lower") else " (worse)"
     return f"{delta:+.4g}{relative}{verdict}"
-
-
-def leaves(tree: dict, prefix: str = "") -> dict:
-    """Every number of a metrics tree, by its dotted name."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(leaves(value, f"{prefix}{key}."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def headline_table(base: dict, head: dict, noise: dict) -> str:
