@@ -116,17 +116,18 @@ def per_target(items: list[dict]) -> list[dict]:
     return list({(i["family"], i["target"]): i for i in items}.values())
 
 
-def score(items, method, decode, latents, pixels, recon_mse, sums=(None, None), judge=None) -> list[dict]:
+def score(items, method, decode, latents, pixels, recon_mse, sums=(None, None), judge=None, project=None) -> list[dict]:
     """Per analogy: the composite's MSE to the target, pixel arithmetic's and copying's, the
     target's rank among every latent of the pool (inputs excluded), and the model's own one-pass
     reconstruction MSE of the target (the arithmetic gap's denominator). `sums`: the family sums
     of the latents and of the pixels, for the family mean. With a `judge` (emoji_ae.judge), its
-    figures for the composite, pixel arithmetic and the model's reconstruction of the target."""
+    figures for the composite, pixel arithmetic and the model's reconstruction of the target. With
+    `project(z, pixel arithmetic)`, the composite is decoded from the latent it returns."""
     position = {key: i for i, key in enumerate(latents)}
     all_z = torch.stack(list(latents.values()))
     z = torch.stack([arithmetic(latents, item, method, sums[0]) for item in items])
-    composites = decode(z)
     predicted = torch.stack([arithmetic(pixels, item, method, sums[1]) for item in items]).clamp(0, 1)  # pixel arithmetic
+    composites = decode(z if project is None else project(z, predicted))
     distances = torch.cdist(z, all_z)
     rows = []
     for item, image, pixel, row in zip(items, composites, predicted, distances):

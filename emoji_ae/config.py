@@ -163,6 +163,12 @@ class Pretrain(Strict):
     analogy: NonNegative
 
 
+class Critic(Strict):
+    composite: NonNegative
+    patch: NonNegative
+    lr: Annotated[float, Field(gt=0)]
+
+
 class Refine(Strict):
     steps: Annotated[int, Field(strict=True, ge=0)]
     lr: Annotated[float, Field(gt=0)]
@@ -186,6 +192,7 @@ class Strip(Strict):
 
 
 class Compose(Strict):
+    project: Refine
     concepts: dict[str, Annotated[list[str], Field(min_length=1)]]
     recipes: list[str]
     strip: Strip
@@ -202,6 +209,7 @@ class Params(Strict):
     model: Model
     pretrain: Pretrain
     train: Train
+    critic: Critic
     refine: Refine
     reference: Reference
     aux: Aux

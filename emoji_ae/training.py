@@ -101,7 +101,7 @@ def warn_if_bf16_is_emulated(cfg) -> None:
               file=sys.stderr)
 
 
-def fit(model, train, val, params, live=NoLog(), analogies=None) -> None:
+def fit(model, train, val, params, live=NoLog(), analogies=None, adversaries=None) -> None:
     """Train with AdamW and a one-cycle schedule as params' `train` says, seeded with `seed`;
     log train and val metrics per epoch to `live` (DVCLive in the pipeline).
 
@@ -110,7 +110,8 @@ def fit(model, train, val, params, live=NoLog(), analogies=None) -> None:
     that weight grows linearly from 0 over training, so the encoder first learns to reconstruct
     and the classes are then separated within that code. With `train.analogy` and `analogies`
     (drawings, TrainingAnalogies), each step also pays that weight x the MSE of decode(z(a) - z(b)
-    + z(c)) to d, on analogies drawn from the training families.
+    + z(c)) to d, on analogies drawn from the training families. With `adversaries`
+    (emoji_ae.critic), it also pays for the images their critics tell apart, and they learn each step.
     """
     cfg = params.train
     (x, y), (vx, vy) = train, val
@@ -122,11 +123,12 @@ def fit(model, train, val, params, live=NoLog(), analogies=None) -> None:
     progress = tqdm(range(1, cfg.epochs + 1), desc="train", unit="epoch")
     for epoch in progress:
         model.train()
-        sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0, "analogy": 0.0}
+        sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0, "analogy": 0.0, "composite": 0.0, "patch": 0.0}
         for index in batches(len(x), cfg.batch_size, generator):
-            step(model, optimizer, schedule, x[index], y[index], params, generator, sums, epoch, analogies)
+            step(model, optimizer, schedule, x[index], y[index], params, generator, sums, epoch, analogies, adversaries)
         kept = ("mse", "ce", "acc") if model.classifier is not None else ("mse",)
         kept += ("analogy",) if analogies is not None and params.train.analogy else ()
+        kept += tuple(adversaries.critics) if adversaries else ()
         metrics = {f"train/{k}": v / len(x) for k, v in sums.items() if k in kept}
         metrics.update({f"val/{k}": v for k, v in evaluate(model, vx, vy).items()})
         for name, value in metrics.items():
@@ -150,8 +152,9 @@ def analogy_loss(model, analogies, n: int, generator) -> torch.Tensor:
     return F.mse_loss(model.decode(za - zb + zc), d)
 
 
-def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoch: int, analogies=None) -> None:
-    """One optimiser step on a batch; adds its summed MSE (and cross-entropy, hits, analogy loss) to `sums`."""
+def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoch: int, analogies=None, adversaries=None) -> None:
+    """One optimiser step on a batch (and one of each critic); adds its summed MSE (and cross-entropy,
+    hits, analogy and critics' losses) to `sums`."""
     cfg, dev = params.train, next(model.parameters()).device
     yb = yb.to(dev)
     xb = augment_batch(xb.to(dev), yb, cfg, generator)
@@ -174,6 +177,10 @@ def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoc
         arithmetic = F.mse_loss(composites[0].float(), analogy[3])
         loss = loss + cfg.analogy * arithmetic
         sums["analogy"] += arithmetic.item() * len(xb)
+    if adversaries:
+        for name, fooled in adversaries.autoencoder_loss(recon.float(), composites[0].float() if analogy else None).items():
+            loss = loss + fooled
+            sums[name] += fooled.item() * len(xb)
     if not torch.isfinite(loss):
         raise PipelineError(f"the training loss became {loss.item()} in epoch {epoch}: lower train.lr "
                             f"(now {cfg.lr}) or check the data; no model was written")
@@ -181,6 +188,8 @@ def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoc
     loss.backward()
     optimizer.step()
     schedule.step()
+    if adversaries:
+        adversaries.update(xb, recon, composites[0] if analogy else None)
     sums["mse"] += mse.item() * len(xb)
 
 

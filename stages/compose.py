@@ -30,7 +30,7 @@ from emoji_ae.config import load_params, run_stage
 from emoji_ae.data import SPLITS, split_tensors
 from emoji_ae.figures import save_grid
 from emoji_ae.files import read_split, write_json
-from emoji_ae.model import decode_all, encode_all, load_model
+from emoji_ae.model import decode_all, encode_all, load_model, refine_latents
 from emoji_ae.recipes import answer, check_names, concept_vector, parse_recipe, slerp
 from emoji_ae.paths import COMPOSE, EXTRA, MODEL_NAMES, PREPARED, model_file, split_file
 
@@ -94,9 +94,9 @@ class Benchmark:
                 "n_analogies": {split: {kind: sum(i["split"] == split and i["kind"] == kind for i in self.family_items)
                                         for kind in A.KINDS} for split in SPLITS}}
 
-    def score(self, model, latents: dict, recon_mse: dict, judge: J.Judge) -> tuple[dict, list]:
+    def score(self, model, latents: dict, recon_mse: dict, judge: J.Judge, project=None) -> tuple[dict, list]:
         """Every analogy scored with this model's latents (of at least the pool's keys); the family
-        mean's also by the judge of this pool."""
+        mean's also by the judge of this pool. `project`: see projector()."""
         latents = {key: latents[key] for key in self.pixels}
         sums = (A.family_sums(latents, self.found), self.pixel_sums)
         decode = lambda batch: decode_all(model, batch)  # noqa: E731
@@ -104,11 +104,25 @@ class Benchmark:
         for method, items in (("family_mean", self.family_items), ("single", self.single_items)):
             for start in range(0, len(items), 512):  # chunks, so composites never fill memory
                 rows += A.score(items[start : start + 512], method, decode, latents, self.pixels, recon_mse, sums,
-                                judge if method == "family_mean" else None)
+                                judge if method == "family_mean" else None, project)
         summary = A.summary_by_split(rows)
         for split, judged in J.by_split(rows).items():
             summary[split] = {"judge": judged, **summary[split]}  # first: the figures a person would go by
         return summary, rows
+
+
+def projector(model, cfg):
+    """compose.project: Adam steps on each composite's latent, fitting its decoding to pixel
+    arithmetic of the analogy's own inputs (nothing else of the pool), from the latent arithmetic's
+    code: the decoder draws the double image as the one emoji it can draw. None when off."""
+    if not cfg.project.steps:
+        return None
+    return lambda z, pixels: encode_refined(model, pixels, z, cfg.project)
+
+
+def encode_refined(model, x: torch.Tensor, z: torch.Tensor, cfg) -> torch.Tensor:
+    dev = next(model.parameters()).device
+    return refine_latents(model, x.to(dev), z.to(dev), cfg.steps, cfg.lr).cpu()
 
 
 def judge_classifier(bench: Benchmark, split_of: dict, variants: list[str]):
@@ -152,12 +166,14 @@ def check_compose_params(cfg, names: list[str]) -> list[list[tuple[float, str]]]
     return recipes
 
 
-def draw_recipes(name, model, cfg, recipes, latents, pixels) -> list[dict]:
+def draw_recipes(name, model, cfg, recipes, latents, pixels, project=None) -> list[dict]:
     """One figure per recipe: its inputs and the composite, and where the recipe names an emoji of
     the data, that emoji and pixel arithmetic beside it; returns the scores of those."""
     scores = []
     for index, (recipe, terms) in enumerate(zip(cfg.recipes, recipes), start=1):
         z = sum(sign * concept_vector(term, latents, cfg.concepts) for sign, term in terms)
+        if project is not None:
+            z = project(z[None], sum(sign * concept_vector(t, pixels, cfg.concepts) for sign, t in terms).clamp(0, 1)[None])[0]
         composite = decode_all(model, z[None])[0]
         row = [pixels[t] if t in pixels else decode_all(model, concept_vector(t, latents, cfg.concepts)[None])[0]
                for _, t in terms]
@@ -191,7 +207,7 @@ def draw_strips(name, model, cfg, latents, pixels) -> None:
               title=f"{name}: slerp from {cfg.slerp[0]} to {cfg.slerp[1]}", cell=1.2)
 
 
-def draw_analogies(path, title: str, model, bench: Benchmark, rows: list[dict], latents: dict, per_kind: int) -> None:
+def draw_analogies(path, title: str, model, bench: Benchmark, rows: list[dict], latents: dict, per_kind: int, project=None) -> None:
     """Held-out analogies (test targets), family mean: up to `per_kind` of each kind, with the
     composite beside the true target and pixel arithmetic."""
     items = {(i["family"], tuple(i["target"])): i for i in bench.family_items}
@@ -204,9 +220,11 @@ def draw_analogies(path, title: str, model, bench: Benchmark, rows: list[dict], 
     latents = {key: latents[key] for key in bench.pixels}
     sums = A.family_sums(latents, bench.found)
     pixels = bench.pixels
-    composites = decode_all(model, torch.stack([A.arithmetic(latents, i, "family_mean", sums) for i in shown]))
-    grid = [[pixels[i["a"]], pixels[i["b"]], pixels[i["c"]], image, pixels[i["target"]],
-             A.arithmetic(pixels, i, "family_mean", bench.pixel_sums).clamp(0, 1)] for i, image in zip(shown, composites)]
+    z = torch.stack([A.arithmetic(latents, i, "family_mean", sums) for i in shown])
+    arithmetic = [A.arithmetic(pixels, i, "family_mean", bench.pixel_sums).clamp(0, 1) for i in shown]
+    composites = decode_all(model, z if project is None else project(z, torch.stack(arithmetic)))
+    grid = [[pixels[i["a"]], pixels[i["b"]], pixels[i["c"]], image, pixels[i["target"]], pixel]
+            for i, image, pixel in zip(shown, composites, arithmetic)]
     save_grid(path, grid, row_titles=[f"{i['family']}: {i['target'][1]}"[:48] for i in shown],
               col_titles=["a (one pair shown)", "- b", "+ c", "= composite (family mean)", "true target", "pixel arithmetic"],
               title=title, cell=1.2)
@@ -231,17 +249,18 @@ def main():
     per_analogy = {}
     for name, model in models.items():
         latents, recon_mse = encode_pool(model, everything, targets)
-        metrics[name], rows = benches["all"].score(model, latents, recon_mse, judges["all"])
-        metrics["subset"][name], subset_rows = benches["subset"].score(model, latents, recon_mse, judges["subset"])
+        project = projector(model, cfg)
+        metrics[name], rows = benches["all"].score(model, latents, recon_mse, judges["all"], project)
+        metrics["subset"][name], subset_rows = benches["subset"].score(model, latents, recon_mse, judges["subset"], project)
         per_analogy[name] = {"all": rows, "subset": subset_rows}
         by_name = {text: latents[key] for text, key in named.items()}
         images = {text: pixels[key] for text, key in named.items()}
-        metrics["recipes"][name] = draw_recipes(name, model, cfg, recipes, by_name, images)
+        metrics["recipes"][name] = draw_recipes(name, model, cfg, recipes, by_name, images, project)
         draw_strips(name, model, cfg, by_name, images)
         draw_analogies(COMPOSE / name / "analogies.png", f"{name}: held-out analogies of the subset (test targets)",
-                       model, benches["subset"], subset_rows, latents, per_kind=6)
+                       model, benches["subset"], subset_rows, latents, per_kind=6, project=project)
         draw_analogies(COMPOSE / name / "benchmark.png", f"{name}: held-out analogies of every glyph (test targets)",
-                       model, benches["all"], rows, latents, per_kind=4)
+                       model, benches["all"], rows, latents, per_kind=4, project=project)
 
     write_json(COMPOSE / "metrics.json", metrics)
     write_json(COMPOSE / "analogies.json", per_analogy, indent=1)

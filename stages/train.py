@@ -17,6 +17,7 @@ from torchinfo import summary
 
 from emoji_ae.analogies import training_analogies
 from emoji_ae.config import PipelineError, load_params, run_stage
+from emoji_ae.critic import Adversaries
 from emoji_ae.data import SPLITS, images_and_labels
 from emoji_ae.files import broken, read_split, save_torch, write_text
 from emoji_ae.model import build_autoencoder, device, encode_all, load_model, save_model
@@ -53,8 +54,9 @@ def main():
     analogies = None
     if params.train.analogy:  # the pretraining glyphs' families hold the analogies; the subset's train split has few
         analogies = training_analogies([read_split(EXTRA / "pretrain.parquet"), frames["train"]], params.data.variants)
+    adversaries = Adversaries(params.critic, images.shape[1], device(), params.seed)
     with Live(dir=str(train_reports(name)), dvcyaml=False, save_dvc_exp=False) as live:
-        fit(model, tensors["train"], tensors["val"], params, live, analogies)
+        fit(model, tensors["train"], tensors["val"], params, live, analogies, adversaries)
 
     save_model(model, model_file(name))
     latents = {

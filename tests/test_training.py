@@ -198,3 +198,51 @@ def test_the_analogy_objective_makes_latent_arithmetic_land_on_the_target():
             reconstruction = torch.nn.functional.mse_loss(model(images)[0], images).item()
             gaps[weight] = analogy_loss(model, (images, found), 200, torch.Generator().manual_seed(1)).item() / reconstruction
     assert gaps[4.0] < 0.6 * gaps[0.0]
+
+
+def square_analogies():
+    """Flat colours with and without a red square, and their one family."""
+    from emoji_ae.analogies import TrainingAnalogies
+
+    g = torch.Generator().manual_seed(0)
+    plain = (torch.rand(12, 3, 1, 1, generator=g) * 0.5).expand(12, 3, 16, 16).clone()
+    square = plain.clone()
+    square[:, 0, 2:8, 2:8] = 1.0
+    keys = [("set", f"thing {i}") for i in range(12)] + [("set", f"thing {i} with square") for i in range(12)]
+    return torch.cat([plain, square]), TrainingAnalogies(keys, [])
+
+
+def test_a_patch_critic_learns_to_tell_sharp_drawings_from_blurred_ones():
+    from types import SimpleNamespace
+
+    from emoji_ae.critic import Adversaries
+
+    images, _ = square_analogies()
+    blurred = torch.nn.functional.avg_pool2d(images, 5, 1, 2, count_include_pad=False)
+    adversaries = Adversaries(SimpleNamespace(composite=0.0, patch=1.0, lr=1e-3), 3, torch.device("cpu"), 0)
+    assert list(adversaries.critics) == ["patch"]
+    for _ in range(150):
+        adversaries.update(images, blurred, None)
+    critic = adversaries.critics["patch"]
+    with torch.no_grad():
+        assert critic(images).mean() > critic(blurred).mean() + 0.5
+
+
+def test_critics_of_weight_zero_leave_training_as_it_was_and_a_weighed_critic_trains_with_it():
+    from types import SimpleNamespace
+
+    from emoji_ae.critic import Adversaries
+
+    images, found = square_analogies()
+    labels = torch.zeros(24, dtype=torch.long)
+    states, logs = {}, {}
+    for name, weights in (("none", None), ("zero", (0.0, 0.0)), ("both", (0.05, 0.05))):
+        seed_everything(0, 1)
+        model = Autoencoder(size=16, channels=[8, 16], latent=32)
+        adversaries = weights and Adversaries(SimpleNamespace(composite=weights[0], patch=weights[1], lr=1e-3), 3, torch.device("cpu"), 0)
+        logs[name] = RecordingLive()
+        fit(model, (images, labels), (images, labels), training_params(epochs=4, analogy=0.5), logs[name], (images, found), adversaries)
+        states[name] = model.state_dict()
+    assert all(torch.equal(states["none"][k], states["zero"][k]) for k in states["none"])
+    assert not all(torch.equal(states["none"][k], states["both"][k]) for k in states["none"])
+    assert {"train/composite", "train/patch"} <= set(logs["both"].rows[-1]) and "train/patch" not in logs["none"].rows[-1]
