@@ -5,7 +5,9 @@
 
 Both train on the pipeline's splits (ours also pretrains on data/extra, as the default pipeline
 does); both are scored with one encoder pass and with the refined latent (params' refine), by
-MSE and SSIM. Writes benchmark/cells/<model>-<latent>/model.pt and scores.json.
+MSE and SSIM; ours also by the composition judge on the held-out analogies of every glyph, as the
+compose stage scores them (top-1 and top-5 by kind). Writes benchmark/cells/<model>-<latent>/model.pt
+and scores.json.
 """
 
 import sys
@@ -14,14 +16,17 @@ from pathlib import Path
 
 import torch
 
+from emoji_ae import judge as J
 from emoji_ae.analogies import training_analogies
 from emoji_ae.config import PipelineError, load_params, run_stage
+from emoji_ae.critic import Adversaries
 from emoji_ae.data import images_and_labels
 from emoji_ae.files import read_split, write_json
 from emoji_ae.metrics import evaluate, reconstruction_scores
 from emoji_ae.model import Reference, build_autoencoder, device, save_model
 from emoji_ae.paths import AUGMENTED, EXTRA, split_file
 from emoji_ae.training import fit, fit_reference, pretrain, seed_everything
+from stages import compose
 
 MODELS = ("reference", "ours")
 CELLS = Path("benchmark/cells")
@@ -37,8 +42,24 @@ def train_cell(model_name: str, params, data: dict):
     else:
         model = build_autoencoder(params, x.shape[-1], x.shape[1], classifier=False)
         pretrain(model, data["extra"], data["train"], data["val"], params, analogies=data["analogies"])  # each weighs them by its own setting
-        fit(model, data["train"], data["val"], params, analogies=data["analogies"])
+        fit(model, data["train"], data["val"], params, analogies=data["analogies"],
+            adversaries=Adversaries(params.critic, x.shape[1], device(), params.seed))
     return model, time.perf_counter() - start
+
+
+def held_out_judge(model, params) -> dict:
+    """The judge's recognition figures (top-1, top-5 by kind) for `model` on the held-out analogies
+    of every glyph (family mean, test targets), scored as the compose stage scores them. No
+    attribute classifier: the benchmark compares recognition across latent sizes."""
+    pixels, split_of, _ = compose.pool_of(params.data.sources)
+    pixels, split_of = compose.with_styles(pixels, split_of)
+    everything, everything_split, targets = compose.with_others(pixels, split_of)
+    test = {key for key in targets if everything_split[key] == "test"}
+    bench = compose.Benchmark(everything, everything_split, params.data.variants, 0, test)
+    latents, recon_mse = compose.encode_pool(model, everything, targets)
+    _, rows = bench.score(model, latents, recon_mse, J.Judge(bench.pixels, None), compose.projector(model, params.compose))
+    judged = J.by_split(rows)["test"]
+    return {kind: {"top1": judged[kind]["composite"]["top1"], "top5": judged[kind]["composite"]["top5"]} for kind in judged}
 
 
 def main():
@@ -59,11 +80,14 @@ def main():
     scores.update(val_mse_one_pass=evaluate(model, data["val"][0])["mse"],
                   parameters=sum(p.numel() for p in model.parameters()), train_seconds=seconds,
                   train_threads=torch.get_num_threads(), device=device().type)
+    if model_name == "ours":
+        scores["judge"] = held_out_judge(model.eval(), params)
     out = CELLS / f"{model_name}-{latent}"
     save_model(model, out / "model.pt")
     write_json(out / "scores.json", scores)
+    judged = f", judge top-1 {scores['judge']['all']['top1']:.1%}" if "judge" in scores else ""
     print(f"benchmark {model_name} at {latent}: test MSE one pass {scores['test_mse_one_pass']:.5f}, refined {scores['test_mse']:.5f}, "
-          f"SSIM {scores['test_ssim_one_pass']:.3f} / {scores['test_ssim']:.3f}, {seconds:.0f} s")
+          f"SSIM {scores['test_ssim_one_pass']:.3f} / {scores['test_ssim']:.3f}{judged}, {seconds:.0f} s")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from emoji_ae.config import PipelineError
-from emoji_ae.paths import CACHED_REPORTS, MODELS, producer
+from emoji_ae.paths import CACHED_REPORTS, METRICS, MODELS, producer
 
 
 @contextmanager
@@ -48,9 +48,9 @@ def write_json(path, value, indent: int = 2) -> None:
 
 def restore_command(path) -> str:
     """How to get the committed version of `path` back: DVC keeps data, models and the cached
-    reports; Git keeps the metrics, plots and report that pull requests show."""
+    reports; Git keeps the headline, plots, report and reports/metrics.json that pull requests show."""
     path = Path(path)
-    if path.parts[:1] in (("data",), MODELS.parts) or path.name in CACHED_REPORTS:
+    if path.parts[:1] in (("data",), MODELS.parts) or (path.name in CACHED_REPORTS and path != METRICS):
         return f"dvc checkout --force {path}"
     return f"git checkout -- {path}"
 

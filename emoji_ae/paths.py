@@ -18,10 +18,13 @@ AUGMENT_SAMPLES = REPORTS / "augment" / "samples.png"
 PRETRAIN = REPORTS / "pretrain"
 COMPOSE = REPORTS / "compose"
 EVALUATE = REPORTS / "evaluate"
-METRICS = REPORTS / "metrics.json"  # every figure of the run, for the report, the card and the PR comment
+FIGURES = EVALUATE / "metrics.json"  # every figure of the run (DVC cache): what the report and the card read
+METRICS = REPORTS / "metrics.json"  # the same figures in Git, written by the report stage: reviews, reproduction
 HEADLINE = REPORTS / "headline.json"  # the few that DVC shows as metrics (`dvc exp show`, `dvc metrics diff`)
 REPORT = REPORTS / "report.md"
 BENCHMARK = REPORTS / "benchmark.json"  # written by the benchmark pipeline, benchmark/dvc.yaml
+BENCHMARK_SPEC, BENCHMARK_LOCK = Path("benchmark/dvc.yaml"), Path("benchmark/dvc.lock")
+BENCHMARK_HEADLINE = REPORTS / "benchmark" / "headline.json"  # its DVC metrics: two figures per latent size
 BENCHMARK_FIGURE = REPORTS / "benchmark" / "rate_distortion.png"
 BENCHMARK_TABLE = REPORTS / "benchmark.md"
 FRONTIER = REPORTS / "frontier.json"  # written by `python -m emoji_ae.tools.frontier`, committed
@@ -29,7 +32,9 @@ FRONTIER_FIGURE = REPORTS / "frontier.png"
 NOISE = REPORTS / "noise.json"  # written by `python -m emoji_ae.tools.noise`, committed
 
 MODEL_NAMES = ("ae", "aux")
-CACHED_REPORTS = ("architecture.txt", "analogies.json")  # reports kept in the DVC cache, not in Git
+# Reports kept in the DVC cache, not in Git: the breakdowns behind the headline (a stage with an
+# uncached output that is neither a metric nor a plot leaves DVC's run-cache; docs/design.md).
+CACHED_REPORTS = ("architecture.txt", "analogies.json", "summary.json", "metrics.json")
 
 
 def split_file(directory: Path, split: str) -> Path:
@@ -72,4 +77,4 @@ def producer(path) -> str:
         return parts[1]
     if parts[:2] == COMPOSE.parts:
         return "compose"
-    return "evaluate"
+    return "report" if Path(path) in (METRICS, REPORT) else "evaluate"

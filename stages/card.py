@@ -18,7 +18,7 @@ from emoji_ae.config import load_params, run_stage
 from emoji_ae.data import SPLITS, split_images
 from emoji_ae.files import atomic_path, read_json, read_split, write_json, write_text
 from emoji_ae.model import encode_all, load_model
-from emoji_ae.paths import EXTRA, EXTRA_SUMMARY, METRICS, MODEL_NAMES, PREPARED, SUMMARY, latents_file, model_file, release, split_file
+from emoji_ae.paths import EXTRA, EXTRA_SUMMARY, FIGURES, MODEL_NAMES, PREPARED, SUMMARY, latents_file, model_file, release, split_file
 
 LICENCES = {
     "openmoji": "[OpenMoji](https://openmoji.org), [CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/)",
@@ -165,7 +165,7 @@ A DCGAN-style convolutional autoencoder for {params.data.size}x{params.data.size
 
 def main():
     params = load_params()
-    metrics, summary, extra = read_json(METRICS), read_json(SUMMARY), read_json(EXTRA_SUMMARY)
+    metrics, summary, extra = read_json(FIGURES), read_json(SUMMARY), read_json(EXTRA_SUMMARY)
     models = {name: load_model(model_file(name)) for name in MODEL_NAMES}  # every input read before anything is written
     emoji = emoji_table(params.data.sources)
     for name, model in models.items():

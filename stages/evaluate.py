@@ -17,7 +17,7 @@ from emoji_ae.figures import save_curves, save_grid
 from emoji_ae.files import missing, read_json, read_split, read_tsv, write_json
 from emoji_ae.metrics import confusion_records, evaluate, headline, reconstruction_scores
 from emoji_ae.model import class_probabilities, load_model
-from emoji_ae.paths import AUGMENTED, COMPOSE, EVALUATE, HEADLINE, METRICS, MODEL_NAMES, model_file, split_file, train_reports
+from emoji_ae.paths import AUGMENTED, COMPOSE, EVALUATE, FIGURES, HEADLINE, MODEL_NAMES, model_file, split_file, train_reports
 
 CURVES = {"ae": ("train/mse", "val/mse"), "aux": ("train/mse", "val/mse", "train/acc", "val/acc")}  # what the figure draws
 
@@ -88,7 +88,7 @@ def main():
     for name in MODEL_NAMES:  # the reconstruction target: ours, one pass, against the reference's, one pass
         metrics[name]["one_pass_vs_reference"] = metrics[name]["test_mse_one_pass"] / metrics["reference"]["test_mse_one_pass"]
     metrics["compose"] = compose
-    write_json(METRICS, metrics)
+    write_json(FIGURES, metrics)
     write_json(HEADLINE, headline(metrics))
     write_json(EVALUATE / "confusion.json", confusion_records(labels, predictions["aux"], test["text"], class_names), indent=1)
     draw_reconstructions(test, x, recons, metrics)

@@ -2,7 +2,7 @@
 
 Each section is one function of the run's outputs (metrics, summaries, tables) and params. The
 committed artefacts of the tools and the benchmark pipeline (the frontier figure, the benchmark
-table) are linked, never quoted. Why the
+table) are linked, never quoted, with the commit they were made at and whether their code is this run's. Why the
 design is as it is lives in docs/design.md, which the report links to instead of repeating.
 Paths inside the report are relative to reports/.
 """
@@ -10,12 +10,15 @@ Paths inside the report are relative to reports/.
 from dataclasses import dataclass
 
 import pandas as pd
+import yaml
 
 from emoji_ae.config import Params, load_params, run_stage
-from emoji_ae.files import read_json, read_text, write_text
+from emoji_ae.files import read_json, read_text, write_json, write_text
 from emoji_ae.metrics import accuracy_interval, wrong_emoji
 from emoji_ae.model import latent_grid
-from emoji_ae.paths import EVALUATE, EXTRA_SUMMARY, METRICS, REPORT, SUMMARY, train_reports
+from emoji_ae.paths import (BENCHMARK, BENCHMARK_LOCK, BENCHMARK_SPEC, EVALUATE, EXTRA_SUMMARY, FIGURES, FRONTIER, METRICS, PARAMS,
+                            REPORT, SUMMARY, train_reports)
+from emoji_ae.provenance import stale_lock, stale_record
 
 DESIGN = "../docs/design.md"  # relative to reports/
 
@@ -31,6 +34,7 @@ class Run:
     final: dict  # DVCLive's last-epoch metrics per model
     architecture: str
     confusion: list
+    made: dict  # the benchmark's and the frontier's date and commit, and what of their code is not this run's
 
     @property
     def counts(self) -> pd.DataFrame:
@@ -59,10 +63,29 @@ class Run:
 
 
 def load_run() -> Run:
-    return Run(params=load_params(), metrics=read_json(METRICS), summary=read_json(SUMMARY), extra=read_json(EXTRA_SUMMARY),
+    return Run(params=load_params(), metrics=read_json(FIGURES), summary=read_json(SUMMARY), extra=read_json(EXTRA_SUMMARY),
                final={name: read_json(train_reports(name) / "metrics.json") for name in ("ae", "aux")},
                architecture=read_text(train_reports("ae") / "architecture.txt").strip(),
-               confusion=read_json(EVALUATE / "confusion.json"))
+               confusion=read_json(EVALUATE / "confusion.json"), made=committed_measurements())
+
+
+def committed_measurements() -> dict:
+    """When the committed benchmark and frontier were made, and where their code or params differ
+    from the repository's now (emoji_ae.provenance): the report says so instead of passing them off."""
+    raw = yaml.safe_load(PARAMS.read_text())
+    benchmark = read_json(BENCHMARK) if BENCHMARK.exists() else {}
+    frontier = read_json(FRONTIER) if FRONTIER.exists() else {}
+    return {"benchmark": {**benchmark, "stale": stale_lock(BENCHMARK_LOCK, BENCHMARK_SPEC, raw) if benchmark else []},
+            "frontier": {**frontier, "stale": stale_record(frontier["made_with"], raw, str(FRONTIER)) if "made_with" in frontier else
+                         ["it records no code or params"]}}
+
+
+def when_made(made: dict, path: str) -> str:
+    if not made.get("commit"):
+        return f"{path} is not committed yet."
+    state = (f"**Its code or params differ from this report's**: {made['stale'][0]}" + (f" (and {len(made['stale']) - 1} more)" if len(made["stale"]) > 1 else "") + "."
+             if made["stale"] else "Its code and params are this report's.")
+    return f"{path} was made on {made['date']} at commit `{made['commit']}`. {state}"
 
 
 def table(frame: pd.DataFrame, floatfmt: str = ".4f") -> str:
@@ -278,16 +301,18 @@ def observations(run: Run) -> str:
 
 `dvc repro benchmark/dvc.yaml` trains both models at the budgets of `benchmark.latents` and writes
 [reports/benchmark.md](benchmark.md) (with its date, commit and machine): [docs/benchmark.md](../docs/benchmark.md).
+{when_made(run.made["benchmark"], "reports/benchmark.md")}
 """
 
 
 def frontier(run: Run) -> str:
-    return """### Reconstruction against composition
+    return f"""### Reconstruction against composition
 
 Every design tried, each a measured run of this pipeline scored on the **validation** split (what designs were chosen
-by): one-pass reconstruction MSE against the family-mean composites on analogies whose target is a validation emoji.
-Made by `python -m emoji_ae.tools.frontier`, which commits the figure and [reports/frontier.json](frontier.json) (each
-point's figures, date, commit and machine).
+by): one-pass reconstruction MSE against the judge's top-1 of the family-mean composites on analogies whose target is a
+validation emoji. Made by `python -m emoji_ae.tools.frontier`, which commits the figure and
+[reports/frontier.json](frontier.json) (each point's figures and the commit it was measured at).
+{when_made(run.made["frontier"], "reports/frontier.json")}
 
 ![reconstruction against composition](frontier.png)
 """
@@ -505,7 +530,8 @@ SECTIONS = (headline, dataset, architecture, design, hyperparameters, curves_and
 def main():
     run = load_run()
     write_text(REPORT, "\n".join(section(run) for section in SECTIONS))
-    print(f"report: {REPORT}")
+    write_json(METRICS, run.metrics)  # the run's every figure in Git, beside the report that quotes them
+    print(f"report: {REPORT}, {METRICS}")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,7 @@ def synthetic_params(source) -> dict:
     classes = [{"name": "animal", "words": ["cat", "dog", "tiger", "monkey", "fox", "pig"]}, {"name": "face", "words": []}]
     params = tiny_params(source=str(source), classes=classes)
     params["compose"] = {
+        "project": {"steps": 0, "lr": 0.05},
         "concepts": {"cat": ["crying cat face", "weary cat face"], "human": ["crying face", "weary face"]},
         "recipes": ["crying cat face - crying face + pouting face", "grinning face + cat - human"],
         "strip": {"base": "grinning face", "attribute": "cat - human", "alphas": [0, 1]},

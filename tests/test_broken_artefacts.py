@@ -31,6 +31,8 @@ def built(tmp_path_factory):
     params = synthetic_params(source)
     params["extra"]["sources"] = [str(write_valhalla_parquet(work / "other.parquet", names=["rocket", "sun with face", "dog face"]))]
     write_params(work, params)
+    (work / "reports").mkdir()
+    shutil.copy(REPO / "reports/frontier.json", work / "reports/frontier.json")  # committed; the report names it
     for main, argv in ((prepare.main, ()), (augment.main, ()), (extra.main, ()), (pretrain.main, ()), (reference.main, ()),
                        (train.main, ("ae",)), (train.main, ("aux",)), (compose.main, ()), (evaluate.main, ()), (report.main, ()),
                        (card.main, ())):
@@ -65,12 +67,13 @@ CASES = [
     ("models/ae/model.pt", "truncated", compose.main, (), "dvc checkout --force models/ae/model.pt"),
     ("models/aux/model.pt", "missing", evaluate.main, (), "dvc repro train_aux"),
     ("models/ae/model.pt", "foreign", evaluate.main, (), "dvc repro -f train_ae"),
-    ("reports/compose/metrics.json", "truncated", evaluate.main, (), "git checkout -- reports/compose/metrics.json"),
+    ("reports/compose/metrics.json", "truncated", evaluate.main, (), "dvc checkout --force reports/compose/metrics.json"),
     ("reports/train_aux/plots/metrics/val/acc.tsv", "missing", evaluate.main, (), "dvc repro train_aux"),
-    ("reports/metrics.json", "foreign", report.main, (), "dvc repro -f evaluate"),
+    ("reports/evaluate/metrics.json", "foreign", report.main, (), "dvc repro -f evaluate"),
     ("reports/train_ae/architecture.txt", "missing", report.main, (), "dvc repro train_ae"),
-    ("reports/extra/summary.json", "truncated", report.main, (), "git checkout -- reports/extra/summary.json"),
-    ("reports/metrics.json", "missing", card.main, (), "dvc repro evaluate"),
+    ("reports/extra/summary.json", "truncated", report.main, (), "dvc checkout --force reports/extra/summary.json"),
+    ("reports/evaluate/metrics.json", "missing", card.main, (), "dvc repro evaluate"),
+    ("reports/frontier.json", "truncated", report.main, (), "git checkout -- reports/frontier.json"),
     ("models/aux/model.pt", "truncated", card.main, (), "dvc repro -f train_aux"),
     ("models/release/ae/model.pt", "truncated", cli.main, ("compose", "nerd face"), "dvc checkout --force models/release/ae/model.pt"),
     ("models/release/ae/emoji.parquet", "foreign", cli.main, ("names",), "dvc repro -f card"),

@@ -1,6 +1,6 @@
 """What DVC shows a reviewer: the headline figures first, and each training curve once, with every
-Git-tracked output of a stage declared as metrics or plots (DVC leaves a stage with any other
-uncached output out of its run-cache)."""
+Git-tracked output of a costly stage declared as metrics or plots (DVC leaves a stage with any
+other uncached output out of its run-cache)."""
 
 import json
 
@@ -35,4 +35,12 @@ def test_each_curve_is_declared_once_and_every_uncached_output_keeps_the_run_cac
     assert "plots" not in yaml.safe_load((REPO / "dvc.yaml").read_text())  # no top-level plot draws a stage's curves again
     for stage in stages():
         uncached = [name_of(out) for out in stage.get("outs", []) if isinstance(out, dict) and not next(iter(out.values())).get("cache", True)]
-        assert uncached in ([], ["reports/report.md"], ["reports/benchmark.md"]), uncached  # a stage that runs nothing costly, or none
+        # None, or the two stages that run nothing costly and put the run's figures in Git for review
+        assert uncached in ([], ["reports/report.md", "reports/metrics.json"], ["reports/benchmark.md", "reports/benchmark.json"]), uncached
+
+
+def test_what_dvc_shows_as_metrics_is_the_headline_at_most_40_figures():
+    """`dvc exp show` and `dvc metrics diff` read every declared metrics file: the headlines only."""
+    declared = [name_of(m) for stage in stages() for m in stage.get("metrics", [])]
+    assert declared == ["reports/headline.json", "reports/benchmark/headline.json"]
+    assert sum(len(leaves(json.loads((REPO / path).read_text()))) for path in declared) <= 40

@@ -150,8 +150,11 @@ def metric_values(tree) -> int:
 def test_a_reviewer_sees_the_headline_first_and_each_curve_once(tiny_pipeline, tmp_path):
     shown = json.loads(dvc(tiny_pipeline, "exp", "show", "--json"))
     workspace = next(entry for entry in shown if entry["rev"] == "workspace")
-    headline = workspace["data"]["metrics"]["reports/headline.json"]["data"]
-    assert next(iter(headline["ae"])) == "test_mse" and 20 <= metric_values(headline) <= 40
+    metrics = workspace["data"]["metrics"]
+    headline = metrics["reports/headline.json"]["data"]
+    assert next(iter(headline["ae"])) == "test_mse" and 20 <= metric_values(headline)
+    assert set(metrics) <= {"reports/headline.json", "reports/benchmark/headline.json"}, set(metrics)  # the breakdowns are outputs
+    assert sum(metric_values(m.get("data", {})) for m in metrics.values()) <= 40
     plots = json.loads(dvc(tiny_pipeline, "plots", "show", "--json", "-o", str(tmp_path / "plots")))
     ids = list(plots.get("data", plots))
     curves = [i for i in ids if i.endswith(".tsv")]

@@ -21,7 +21,7 @@ from emoji_ae.config import PipelineError, load_params, run_stage
 from emoji_ae.figures import save_scatter
 from emoji_ae.files import read_json, write_json
 from emoji_ae.paths import FRONTIER, FRONTIER_FIGURE, METRICS
-from emoji_ae.provenance import provenance
+from emoji_ae.provenance import made_with, provenance
 
 # Designs that trade reconstruction for composition, by family: the spatial latent grid (the
 # default; its size and pretraining were its frontier), a latent trained for arithmetic (the
@@ -129,9 +129,13 @@ def main():
     points = [point("default (params.yaml)", family_of_default(), [], read_json(METRICS))]
     points += [point(name, family, overrides, run_design(name, overrides)) for name, (family, overrides) in chosen.items()]
     if args.only and FRONTIER.exists():  # the designs not run this time keep their recorded points
-        points += [p for p in read_json(FRONTIER)["points"] if p["design"] in DESIGNS and p["design"] not in chosen]
+        kept = read_json(FRONTIER)
+        points += [{"commit": kept["commit"], **p} for p in kept["points"] if p["design"] in DESIGNS and p["design"] not in chosen]
     command = "python -m emoji_ae.tools.frontier" + (" --only " + " ".join(f'"{name}"' for name in args.only) if args.only else "")
-    write_json(FRONTIER, {**provenance(), "command": command, "points": points})
+    measured = provenance()
+    for p in points:  # this run's points; a kept point carries the commit it was measured at
+        p.setdefault("commit", measured["commit"])
+    write_json(FRONTIER, {**measured, "made_with": made_with(), "command": command, "points": points})
     draw(points)
     for p in points:
         judged = " ".join(f"{kind} {v['composite_top1']:.0%}/{v['pixel_top1']:.0%}" for kind, v in p.get("judge", {}).items())

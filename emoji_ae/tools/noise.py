@@ -26,7 +26,7 @@ import yaml
 
 from emoji_ae.config import PipelineError, load_params, run_stage
 from emoji_ae.files import read_json, write_json
-from emoji_ae.paths import AUGMENTED, EXTRA, HEADLINE, METRICS, NOISE, PARAMS, PREPARED
+from emoji_ae.paths import AUGMENTED, EXTRA, FIGURES, HEADLINE, METRICS, NOISE, PARAMS, PREPARED
 from emoji_ae.provenance import provenance
 
 STAGES = (("stages.pretrain",), ("stages.reference",), ("stages.train", "ae"), ("stages.train", "aux"), ("stages.compose",),
@@ -59,7 +59,7 @@ def run_with_seed(seed: int) -> dict:
             result = subprocess.run([sys.executable, "-m", *stage], cwd=scratch, env=env, stderr=subprocess.PIPE, text=True)
             if result.returncode:
                 raise PipelineError(f"seed {seed}: python -m {' '.join(stage)} failed: {result.stderr.strip().splitlines()[-1]}")
-        return with_headline(read_json(scratch / METRICS), read_json(scratch / HEADLINE))
+        return with_headline(read_json(scratch / FIGURES), read_json(scratch / HEADLINE))
 
 
 def with_headline(metrics: dict, headline: dict) -> dict:
