@@ -126,3 +126,21 @@ def test_training_without_any_analogy_family_goes_on_without_the_loss_and_says_s
                           "image": [None, None]})
     assert A.training_analogies([frame], []) is None
     assert "no analogy family" in capsys.readouterr().err
+
+
+def test_the_test_time_projection_moves_a_composite_towards_pixel_arithmetic_of_its_inputs_only():
+    from types import SimpleNamespace
+
+    from emoji_ae.model import Autoencoder, decode_all
+    from stages.compose import projector
+
+    torch.manual_seed(0)
+    model = Autoencoder(size=16, channels=[8, 16], latent=32).eval()
+    z = torch.randn(6, 32)
+    pixels = decode_all(model, z + torch.randn(6, 32))  # an image the decoder can draw, away from z's
+    assert projector(model, SimpleNamespace(project=SimpleNamespace(steps=0, lr=0.05))) is None  # off: the composite as decoded
+    project = projector(model, SimpleNamespace(project=SimpleNamespace(steps=30, lr=0.05)))
+    moved = project(z, pixels)
+    error = lambda latent: torch.nn.functional.mse_loss(decode_all(model, latent), pixels).item()  # noqa: E731
+    assert moved.shape == z.shape and error(moved) < 0.5 * error(z)
+    assert not moved.requires_grad and torch.equal(project(z, pixels), moved)  # deterministic, and nothing else read

@@ -7,10 +7,11 @@
 Each design is params.yaml with a few values replaced, run through the whole pipeline as a
 temporary DVC experiment (the workspace stays as it is). Every point is scored on the validation
 split, which is what designs are chosen by: one-pass reconstruction MSE, and the family-mean
-composites on analogies whose target is a validation emoji (beating pixel arithmetic, target in
-the top 5, MSE against pixel arithmetic's, arithmetic gap). The workspace's own run (params.yaml as it is) is the default's point.
-Writes reports/frontier.json and reports/frontier.png; commit both, then `dvc repro` puts them in
-the report.
+composites on analogies whose target is a validation emoji: the judge's recognition (top-1 per
+kind, beside pixel arithmetic's and the reconstruction's; emoji_ae/judge.py) and the MSE figures.
+The workspace's own run (params.yaml as it is) is the default's point. Writes reports/frontier.json
+(with the code and params it was made with, which a fast test compares with the repository's) and
+reports/frontier.png; commit both, then `dvc repro` puts them in the report.
 """
 
 import argparse
@@ -41,7 +42,9 @@ DESIGNS = {
     # Judged by the picture (emoji_ae/judge.py): adversaries that see what the decoder draws, and a
     # test-time step that moves the composite's latent using only the analogy's own inputs.
     "composite critic 0.01": ("composite critic (ACAI)", ["critic.composite=0.01"]),
+    "composite critic 0.1": ("composite critic (ACAI)", ["critic.composite=0.1"]),
     "patch critic 0.005": ("patch adversarial", ["critic.patch=0.005"]),
+    "patch critic 0.05": ("patch adversarial", ["critic.patch=0.05"]),
     "projection 20 steps": ("test-time projection", ["compose.project.steps=20"]),
 }
 

@@ -23,6 +23,7 @@ import yaml
 
 from emoji_ae.config import PipelineError, run_stage
 from emoji_ae.paths import COMPOSE, EVALUATE, HEADLINE, NOISE
+from emoji_ae.provenance import lookup
 from emoji_ae.tools.noise import leaves
 
 LOWER_IS_BETTER = ("mse", "vs_reference", "vs_ae")  # every other headline figure is better higher
@@ -100,14 +101,6 @@ def check() -> None:
 
 
 # --- the comment -----------------------------------------------------------------------------
-
-
-def lookup(tree: dict, dotted: str):
-    for key in dotted.split("."):
-        if not isinstance(tree, dict) or key not in tree:
-            return None
-        tree = tree[key]
-    return tree
 
 
 def committed_json(rev: str, path: Path) -> dict:
