@@ -3,6 +3,7 @@
     python -m emoji_ae.tools.frontier              # every design of DESIGNS, one `dvc exp run --temp` each
     python -m emoji_ae.tools.frontier --only "beta 1" "64 global values"   # these designs; the other points stay
     python -m emoji_ae.tools.frontier --redraw     # the figure again from reports/frontier.json
+    python -m emoji_ae.tools.frontier --reuse      # designs already run as experiments are read, not run again
 
 Each design is params.yaml with a few values replaced, run through the whole pipeline as a
 temporary DVC experiment (the workspace stays as it is). Every point is scored on the validation
@@ -84,7 +85,7 @@ def family_of_default() -> str:
 
 def run_design(design: str, overrides: list[str]) -> dict:
     """The pipeline with `overrides`, as a temporary experiment; its metrics."""
-    name = "frontier-" + "".join(c if c.isalnum() else "-" for c in design.lower()).strip("-")
+    name = experiment_name(design)
     subprocess.run(["dvc", "exp", "remove", name], capture_output=True)  # a previous run's point, if any
     # No --force: stages whose params and inputs were run before come back from the run-cache.
     command = ["dvc", "exp", "run", "--temp", "--name", name, *[a for o in overrides for a in ("-S", o)]]
@@ -92,16 +93,37 @@ def run_design(design: str, overrides: list[str]) -> dict:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         raise PipelineError(f"{' '.join(command)} failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return experiment_metrics(name)
+
+
+def experiment_metrics(name: str) -> dict:
     shown = subprocess.run(["git", "show", f"refs/exps/{experiment_ref(name)}:{METRICS}"], capture_output=True, text=True)
     if shown.returncode:
         raise PipelineError(f"experiment {name} has no {METRICS}: {shown.stderr.strip()}")
     return json.loads(shown.stdout)
 
 
+def measured_metrics(design: str, overrides: list[str], path: str | None, reuse: bool) -> dict:
+    """A design's reports/metrics.json: from `path`, from its experiment (with `reuse`), or from a new run."""
+    if path:
+        return read_json(path)
+    name = experiment_name(design)
+    if reuse and any(ref.endswith(f"/{name}") for ref in experiment_refs()):
+        return experiment_metrics(name)
+    return run_design(design, overrides)
+
+
+def experiment_name(design: str) -> str:
+    return "frontier-" + "".join(c if c.isalnum() else "-" for c in design.lower()).strip("-")
+
+
+def experiment_refs() -> list[str]:
+    return subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], capture_output=True, text=True).stdout.split()
+
+
 def experiment_ref(name: str) -> str:
     """The Git ref DVC keeps an experiment under (refs/exps/<baseline>/<name>)."""
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], capture_output=True, text=True).stdout.split()
-    found = [ref.removeprefix("refs/exps/") for ref in refs if ref.endswith(f"/{name}")]
+    found = [ref.removeprefix("refs/exps/") for ref in experiment_refs() if ref.endswith(f"/{name}")]
     if not found:
         raise PipelineError(f"no experiment named {name}")
     return found[0]
@@ -122,6 +144,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", metavar="DESIGN", help="run only these designs (names of DESIGNS); keep the other points")
     parser.add_argument("--redraw", action="store_true", help="redraw reports/frontier.png from reports/frontier.json; run nothing")
+    parser.add_argument("--reuse", action="store_true", help="read a design's experiment where one exists (refs/exps), run only the others")
+    parser.add_argument("--metrics", nargs="+", default=[], metavar="DESIGN=PATH",
+                        help="take a design's point from reports/metrics.json of a run made elsewhere (another workspace or machine)")
     args = parser.parse_args()
     if args.redraw:
         return draw(read_json(FRONTIER)["points"])
@@ -130,11 +155,14 @@ def main():
         raise PipelineError(f"--only: no design named {unknown[0]!r} (designs: {', '.join(repr(d) for d in DESIGNS)})")
     chosen = {name: design for name, design in DESIGNS.items() if not args.only or name in args.only}
     points = [point("default (params.yaml)", family_of_default(), [], read_json(METRICS))]
-    points += [point(name, family, overrides, run_design(name, overrides)) for name, (family, overrides) in chosen.items()]
+    given = dict(item.split("=", 1) for item in args.metrics)
+    points += [point(name, family, overrides, measured_metrics(name, overrides, given.get(name), args.reuse))
+               for name, (family, overrides) in chosen.items()]
     if args.only and FRONTIER.exists():  # the designs not run this time keep their recorded points
         kept = read_json(FRONTIER)
         points += [{"commit": kept["commit"], **p} for p in kept["points"] if p["design"] in DESIGNS and p["design"] not in chosen]
-    command = "python -m emoji_ae.tools.frontier" + (" --only " + " ".join(f'"{name}"' for name in args.only) if args.only else "")
+    command = " ".join(["python -m emoji_ae.tools.frontier", *(["--only", *(f'"{n}"' for n in args.only)] if args.only else []),
+                        *(["--reuse"] if args.reuse else []), *(["--metrics", *(f'"{m}"' for m in args.metrics)] if args.metrics else [])])
     measured = provenance()
     for p in points:  # this run's points; a kept point carries the commit it was measured at
         p.setdefault("commit", measured["commit"])
