@@ -99,16 +99,17 @@ def stale_lock(lock_path, dvc_yaml_path, params: dict) -> list[str]:
     return lines
 
 
-def code_of(dvc_yaml_path="dvc.yaml") -> dict:
-    """{path: md5} of every file the stages of a dvc.yaml depend on, but the data and models."""
-    spec = yaml.safe_load(Path(dvc_yaml_path).read_text())
-    paths = {d if isinstance(d, str) else next(iter(d)) for stage in spec["stages"].values() for d in stage.get("deps", [])}
+def code_of(stages: tuple[str, ...], dvc_yaml_path="dvc.yaml") -> dict:
+    """{path: md5} of every file that the named stages of a dvc.yaml depend on, but data and models."""
+    spec = yaml.safe_load(Path(dvc_yaml_path).read_text())["stages"]
+    paths = {d if isinstance(d, str) else next(iter(d)) for name in stages for d in spec[name].get("deps", [])}
     return {path: md5(path) for path in sorted(paths) if Path(path).is_file() and not path.startswith(("data/", "models/", "reports/"))}
 
 
-def made_with(params_path="params.yaml") -> dict:
-    """What a tool's measurement of the pipeline was made with: the pipeline's code and params."""
-    return {"code": code_of(), "params": yaml.safe_load(Path(params_path).read_text())}
+def made_with(stages: tuple[str, ...], params_path="params.yaml") -> dict:
+    """What a tool's measurement of the pipeline was made with: the code of the stages its figures
+    come from, and the params."""
+    return {"code": code_of(stages), "params": yaml.safe_load(Path(params_path).read_text())}
 
 
 def stale_record(record: dict, params: dict, what: str) -> list[str]:

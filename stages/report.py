@@ -503,6 +503,12 @@ arithmetic's ({val['aux']['vs_pixel']:.2f}).
 """
 
 
+def picture_families(p) -> str:
+    on = [name for name, weight in (("critic.composite", p.critic.composite), ("critic.patch", p.critic.patch),
+                                    ("compose.project", p.compose.project.steps)) if weight]
+    return "in this run: " + ", ".join(f"`{name}`" for name in on) if on else "all off in this run"
+
+
 def composition_quality(run: Run) -> str:
     test = run.metrics["compose"]["ae"]["test"]
     single, family = test["single"], test["family_mean"]
@@ -519,7 +525,10 @@ def composition_quality(run: Run) -> str:
   lands where the encoder would have put the true emoji.
 - {"The analogy objective is on (`train.analogy`): training asks decode(z(a) - z(b) + z(c)) to be d on the training glyphs' analogies." if run.params.train.analogy else "The analogy objective is off (`train.analogy: 0`): the latent is trained for reconstruction only."}
   The latent designs tried and what each gave: [the frontier](frontier.png) ([design]({DESIGN}#composition)).
-- To improve: a perceptual or adversarial loss for sharper decoding; more exemplars per concept; conditioning on the class.
+- Critics that the autoencoder learns to fool (`critic.composite`, `critic.patch`) and a test-time projection of the
+  composite's latent (`compose.project`) are built in ({picture_families(run.params)}): [the frontier](frontier.png) gives what each did to the
+  judge's recognition. Not tried: a latent whose attributes (set, skin tone, gender) have channels of their own, and a
+  decoder conditioned on the class.
 """
 
 

@@ -50,6 +50,11 @@ DESIGNS = {
 }
 
 
+# The stages whose code computes a point's figures (reports/metrics.json is evaluate's, copied by
+# the report stage): what the frontier records as made with, and a fast test compares.
+MEASURED_BY = ("prepare", "augment", "extra", "pretrain", "train_reference", "train_ae", "train_aux", "compose", "evaluate")
+
+
 def point(design: str, family: str, overrides: list[str], metrics: dict) -> dict:
     """A design's validation figures: one-pass MSE, the family mean's MSE figures, and the judge's."""
     compose = metrics["compose"]["ae"]["val"]
@@ -166,7 +171,7 @@ def main():
     measured = provenance()
     for p in points:  # this run's points; a kept point carries the commit it was measured at
         p.setdefault("commit", measured["commit"])
-    write_json(FRONTIER, {**measured, "made_with": made_with(), "command": command, "points": points})
+    write_json(FRONTIER, {**measured, "made_with": made_with(MEASURED_BY), "command": command, "points": points})
     draw(points)
     for p in points:
         judged = " ".join(f"{kind} {v['composite_top1']:.0%}/{v['pixel_top1']:.0%}" for kind, v in p.get("judge", {}).items())
