@@ -6,6 +6,7 @@ import datetime
 import hashlib
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -51,6 +52,15 @@ def provenance(writes: tuple[str, ...] = ()) -> dict:
 # the md5 of every dependency in a lock file; these checks compare those records with the files,
 # so a fast test sees a stale benchmark or frontier without running either.
 
+class DvcYaml(yaml.SafeLoader):
+    """DVC writes YAML 1.2, where 1e-05 is a number; PyYAML's 1.1 would read the string '1e-05'."""
+
+
+DvcYaml.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"),
+    list("-+0123456789."))
+
+
 def md5(path) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
@@ -83,7 +93,7 @@ def stale_lock(lock_path, dvc_yaml_path, params: dict) -> list[str]:
     """What the stages of a DVC lock file were made with that the repository no longer has: code
     (Git-tracked files) that changed or is gone, params that changed, dependencies dvc.yaml lists
     that the lock lacks. Data under data/ is DVC's to check (`dvc status`); a fresh clone has none."""
-    lock, spec = (yaml.safe_load(Path(p).read_text()) for p in (lock_path, dvc_yaml_path))
+    lock, spec = (yaml.load(Path(p).read_text(), Loader=DvcYaml) for p in (lock_path, dvc_yaml_path))
     lines = []
     for stage, entry in sorted(lock.get("stages", {}).items()):
         what = f"{lock_path} ({stage})"
