@@ -96,12 +96,12 @@ def stale_lock(lock_path, dvc_yaml_path, params: dict) -> list[str]:
     lock, spec = (yaml.load(Path(p).read_text(), Loader=DvcYaml) for p in (lock_path, dvc_yaml_path))
     lines = []
     for stage, entry in sorted(lock.get("stages", {}).items()):
-        what = f"{lock_path} ({stage})"
-        if stage.split("@")[0] not in spec["stages"]:
+        what, defined = f"{lock_path} ({stage})", spec["stages"].get(stage.split("@")[0])  # a matrix cell: its stage's name
+        if defined is None:
             lines.append(f"{what}: {dvc_yaml_path} has no such stage any more")
             continue
         deps = {d["path"]: d["md5"] for d in entry.get("deps", []) if not d["path"].startswith("data/")}
-        listed = {d if isinstance(d, str) else next(iter(d)) for d in spec["stages"][stage.split("@")[0]].get("deps", [])}
+        listed = {dep_path(d) for d in defined.get("deps", [])}
         lines += [f"{what} lacks {path}, which its dvc.yaml now lists" for path in sorted(listed - set(deps))
                   if not path.startswith("data/") and Path(path).is_file()]
         lines += stale_files({path: digest for path, digest in deps.items() if not digest.endswith(".dir")}, what)
@@ -109,10 +109,15 @@ def stale_lock(lock_path, dvc_yaml_path, params: dict) -> list[str]:
     return lines
 
 
+def dep_path(dep) -> str:
+    """A dvc.yaml dependency's path: a plain string, or the key of a mapping with its options."""
+    return dep if isinstance(dep, str) else next(iter(dep))
+
+
 def code_of(stages: tuple[str, ...], dvc_yaml_path="dvc.yaml") -> dict:
     """{path: md5} of every file that the named stages of a dvc.yaml depend on, but data and models."""
     spec = yaml.safe_load(Path(dvc_yaml_path).read_text())["stages"]
-    paths = {d if isinstance(d, str) else next(iter(d)) for name in stages for d in spec[name].get("deps", [])}
+    paths = {dep_path(d) for name in stages for d in spec[name].get("deps", [])}
     return {path: md5(path) for path in sorted(paths) if Path(path).is_file() and not path.startswith(("data/", "models/", "reports/"))}
 
 
