@@ -26,3 +26,23 @@ def test_the_commit_is_marked_only_for_changes_beyond_what_is_being_written(tmp_
     (tmp_path / "params.yaml").write_text("b\n")
     assert commit(writes=("result.json",)) == f"{sha}+uncommitted"
     assert set(provenance()) == {"date", "commit", "machine"}
+
+
+def test_a_reused_experiment_keeps_the_commit_it_was_run_from(tmp_path, monkeypatch):
+    """frontier --reuse reads an experiment's metrics from Git; its point is its baseline's, not
+    the commit the tool runs at."""
+    from emoji_ae.tools import frontier
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/metrics.json").write_text('{"ae": {"val_mse_one_pass": 0.01}}')
+    git("init", "-q", cwd=tmp_path)
+    git("add", ".", cwd=tmp_path)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "baseline", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    baseline = commit()
+    full = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    git("update-ref", f"refs/exps/{full[:2]}/{full[2:]}/frontier-beta-1", full, cwd=tmp_path)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "later", cwd=tmp_path)
+
+    assert frontier.measured_metrics("beta 1", [], None, reuse=True) == ({"ae": {"val_mse_one_pass": 0.01}}, baseline)
+    assert commit() != baseline

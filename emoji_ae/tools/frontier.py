@@ -108,14 +108,15 @@ def experiment_metrics(name: str) -> dict:
     return json.loads(shown.stdout)
 
 
-def measured_metrics(design: str, overrides: list[str], path: str | None, reuse: bool) -> dict:
-    """A design's reports/metrics.json: from `path`, from its experiment (with `reuse`), or from a new run."""
+def measured_metrics(design: str, overrides: list[str], path: str | None, reuse: bool) -> tuple[dict, str | None]:
+    """A design's reports/metrics.json: from `path`, from its experiment (with `reuse`), or from a new
+    run; and, for a reused experiment, the commit it was run from (its point is that commit's)."""
     if path:
-        return read_json(path)
+        return read_json(path), None
     name = experiment_name(design)
     if reuse and any(ref.endswith(f"/{name}") for ref in experiment_refs()):
-        return experiment_metrics(name)
-    return run_design(design, overrides)
+        return experiment_metrics(name), experiment_baseline(name)
+    return run_design(design, overrides), None
 
 
 def experiment_name(design: str) -> str:
@@ -132,6 +133,12 @@ def experiment_ref(name: str) -> str:
     if not found:
         raise PipelineError(f"no experiment named {name}")
     return found[0]
+
+
+def experiment_baseline(name: str) -> str:
+    """The short hash of the commit an experiment was run from: DVC files it under refs/exps/ab/cdef.../name."""
+    first, rest, _ = experiment_ref(name).split("/", 2)
+    return (first + rest)[:7]
 
 
 def draw(points: list[dict]) -> None:
@@ -161,15 +168,16 @@ def main():
     chosen = {name: design for name, design in DESIGNS.items() if not args.only or name in args.only}
     points = [point("default (params.yaml)", family_of_default(), [], read_json(METRICS))]
     given = dict(item.split("=", 1) for item in args.metrics)
-    points += [point(name, family, overrides, measured_metrics(name, overrides, given.get(name), args.reuse))
-               for name, (family, overrides) in chosen.items()]
+    for name, (family, overrides) in chosen.items():
+        metrics, commit = measured_metrics(name, overrides, given.get(name), args.reuse)
+        points.append({**point(name, family, overrides, metrics), **({"commit": commit} if commit else {})})
     if args.only and FRONTIER.exists():  # the designs not run this time keep their recorded points
         kept = read_json(FRONTIER)
         points += [{"commit": kept["commit"], **p} for p in kept["points"] if p["design"] in DESIGNS and p["design"] not in chosen]
     command = " ".join(["python -m emoji_ae.tools.frontier", *(["--only", *(f'"{n}"' for n in args.only)] if args.only else []),
                         *(["--reuse"] if args.reuse else []), *(["--metrics", *(f'"{m}"' for m in args.metrics)] if args.metrics else [])])
     measured = provenance()
-    for p in points:  # this run's points; a kept point carries the commit it was measured at
+    for p in points:  # this run's points; a kept or reused point carries the commit it was measured at
         p.setdefault("commit", measured["commit"])
     write_json(FRONTIER, {**measured, "made_with": made_with(MEASURED_BY), "command": command, "points": points})
     draw(points)
