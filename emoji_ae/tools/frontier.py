@@ -98,13 +98,16 @@ def run_design(design: str, overrides: list[str]) -> dict:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         raise PipelineError(f"{' '.join(command)} failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
-    return experiment_metrics(name)
+    ref = experiment_ref(name)
+    if ref is None:
+        raise PipelineError(f"no experiment named {name}")
+    return experiment_metrics(ref)
 
 
-def experiment_metrics(name: str) -> dict:
-    shown = subprocess.run(["git", "show", f"refs/exps/{experiment_ref(name)}:{METRICS}"], capture_output=True, text=True)
+def experiment_metrics(ref: str) -> dict:
+    shown = subprocess.run(["git", "show", f"refs/exps/{ref}:{METRICS}"], capture_output=True, text=True)
     if shown.returncode:
-        raise PipelineError(f"experiment {name} has no {METRICS}: {shown.stderr.strip()}")
+        raise PipelineError(f"experiment {ref.rsplit('/', 1)[-1]} has no {METRICS}: {shown.stderr.strip()}")
     return json.loads(shown.stdout)
 
 
@@ -113,9 +116,10 @@ def measured_metrics(design: str, overrides: list[str], path: str | None, reuse:
     run; and, for a reused experiment, the commit it was run from (its point is that commit's)."""
     if path:
         return read_json(path), None
-    name = experiment_name(design)
-    if reuse and any(ref.endswith(f"/{name}") for ref in experiment_refs()):
-        return experiment_metrics(name), experiment_baseline(name)
+    ref = experiment_ref(experiment_name(design)) if reuse else None
+    if ref is not None:
+        first, rest, _ = ref.split("/", 2)  # DVC files an experiment under refs/exps/ab/cdef.../name
+        return experiment_metrics(ref), (first + rest)[:7]
     return run_design(design, overrides), None
 
 
@@ -123,22 +127,10 @@ def experiment_name(design: str) -> str:
     return "frontier-" + "".join(c if c.isalnum() else "-" for c in design.lower()).strip("-")
 
 
-def experiment_refs() -> list[str]:
-    return subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], capture_output=True, text=True).stdout.split()
-
-
-def experiment_ref(name: str) -> str:
-    """The Git ref DVC keeps an experiment under (refs/exps/<baseline>/<name>)."""
-    found = [ref.removeprefix("refs/exps/") for ref in experiment_refs() if ref.endswith(f"/{name}")]
-    if not found:
-        raise PipelineError(f"no experiment named {name}")
-    return found[0]
-
-
-def experiment_baseline(name: str) -> str:
-    """The short hash of the commit an experiment was run from: DVC files it under refs/exps/ab/cdef.../name."""
-    first, rest, _ = experiment_ref(name).split("/", 2)
-    return (first + rest)[:7]
+def experiment_ref(name: str) -> str | None:
+    """The Git ref DVC keeps an experiment under (refs/exps/<baseline>/<name>, less refs/exps/); None if none."""
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], capture_output=True, text=True).stdout.split()
+    return next((ref.removeprefix("refs/exps/") for ref in refs if ref.endswith(f"/{name}")), None)
 
 
 def draw(points: list[dict]) -> None:
