@@ -12,24 +12,20 @@ and scores.json.
 
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from emoji_ae import judge as J
 from emoji_ae.analogies import training_analogies
 from emoji_ae.config import PipelineError, load_params, run_stage
-from emoji_ae.critic import Adversaries
 from emoji_ae.data import images_and_labels
 from emoji_ae.files import read_split, write_json
 from emoji_ae.metrics import evaluate, reconstruction_scores
-from emoji_ae.model import Reference, build_autoencoder, device, save_model
-from emoji_ae.paths import AUGMENTED, EXTRA, split_file
-from emoji_ae.training import fit, fit_reference, pretrain, seed_everything
-from stages import compose
-
-MODELS = ("reference", "ours")
-CELLS = Path("benchmark/cells")
+from emoji_ae.model import Reference, build_autoencoder, device, save_model, seed_everything
+from emoji_ae.paths import AUGMENTED, BENCHMARK_CELLS, BENCHMARK_MODELS, EXTRA, split_file
+from emoji_ae.pool import AnalogySet, encode_drawings, every_glyph_pool, subset_originals, subset_pool
+from emoji_ae.reference import fit_reference
+from emoji_ae.training import fit, pretrain
 
 
 def train_cell(model_name: str, params, data: dict):
@@ -41,9 +37,10 @@ def train_cell(model_name: str, params, data: dict):
         fit_reference(model, x, params.reference, params.seed)
     else:
         model = build_autoencoder(params, x.shape[-1], x.shape[1], classifier=False)
-        pretrain(model, data["extra"], data["train"], data["val"], params, analogies=data["analogies"])  # each weighs them by its own setting
-        fit(model, data["train"], data["val"], params, analogies=data["analogies"],
-            adversaries=Adversaries(params.critic, x.shape[1], device(), params.seed))
+        pretrain(
+            model, data["extra"], data["train"], data["val"], params, analogies=data["analogies"]
+        )  # each weighs them by its own setting
+        fit(model, data["train"], data["val"], params, analogies=data["analogies"])
     return model, time.perf_counter() - start
 
 
@@ -51,19 +48,19 @@ def held_out_judge(model, params) -> dict:
     """The judge's recognition figures (top-1, top-5 by kind) for `model` on the held-out analogies
     of every glyph (family mean, test targets), scored as the compose stage scores them. No
     attribute classifier: the benchmark compares recognition across latent sizes."""
-    pixels, split_of, _ = compose.pool_of(params.data.sources)
-    pixels, split_of = compose.with_styles(pixels, split_of)
-    everything, everything_split, targets = compose.with_others(pixels, split_of)
-    test = {key for key in targets if everything_split[key] == "test"}
-    bench = compose.Benchmark(everything, everything_split, params.data.variants, 0, test)
-    latents, recon_mse = compose.encode_pool(model, everything, targets)
-    _, rows = bench.score(model, latents, recon_mse, J.Judge(bench.pixels, None), compose.projector(model, params.compose))
+    everything = every_glyph_pool(subset_pool(subset_originals(params.data.sources)))
+    test = {key for key in everything.targets if everything.split_of[key] == "test"}
+    analogy_set = AnalogySet(everything, params.data.variants, 0, test)
+    latents, recon_mse = encode_drawings(model, everything)
+    _, rows = analogy_set.score(model, latents, recon_mse, J.Judge(analogy_set.pixels, None))
     judged = J.by_split(rows)["test"]
-    return {kind: {"top1": judged[kind]["composite"]["top1"], "top5": judged[kind]["composite"]["top5"]} for kind in judged}
+    return {
+        kind: {"top1": judged[kind]["composite"]["top1"], "top5": judged[kind]["composite"]["top5"]} for kind in judged
+    }
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in MODELS or not sys.argv[2].isdigit():
+    if len(sys.argv) != 3 or sys.argv[1] not in BENCHMARK_MODELS or not sys.argv[2].isdigit():
         raise PipelineError("usage: python -m benchmark.cell reference|ours LATENT")
     model_name, latent = sys.argv[1], int(sys.argv[2])
     params = load_params(overrides=[f"latent={latent}"])
@@ -73,8 +70,7 @@ def main():
     if model_name == "ours":
         extra = read_split(EXTRA / "pretrain.parquet")
         data["extra"] = images_and_labels(extra)
-        analogies = params.pretrain.analogy or params.train.analogy
-        data["analogies"] = training_analogies([extra, frames["train"]], params.data.variants) if analogies else None
+        data["analogies"] = training_analogies([extra, frames["train"]], params.data.variants)
     model, seconds = train_cell(model_name, params, data)
     scores, _, _ = reconstruction_scores(model, data["test"][0], params.refine)
     scores.update(val_mse_one_pass=evaluate(model, data["val"][0])["mse"],
@@ -82,12 +78,15 @@ def main():
                   train_threads=torch.get_num_threads(), device=device().type)
     if model_name == "ours":
         scores["judge"] = held_out_judge(model.eval(), params)
-    out = CELLS / f"{model_name}-{latent}"
+    out = BENCHMARK_CELLS / f"{model_name}-{latent}"
     save_model(model, out / "model.pt")
     write_json(out / "scores.json", scores)
     judged = f", judge top-1 {scores['judge']['all']['top1']:.1%}" if "judge" in scores else ""
-    print(f"benchmark {model_name} at {latent}: test MSE one pass {scores['test_mse_one_pass']:.5f}, refined {scores['test_mse']:.5f}, "
-          f"SSIM {scores['test_ssim_one_pass']:.3f} / {scores['test_ssim']:.3f}{judged}, {seconds:.0f} s")
+    print(
+        f"benchmark {model_name} at {latent}: test MSE one pass {scores['test_mse_one_pass']:.5f}, refined "
+        f"{scores['test_mse']:.5f}, "
+        f"SSIM {scores['test_ssim_one_pass']:.3f} / {scores['test_ssim']:.3f}{judged}, {seconds:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -8,15 +8,22 @@ reference, one pass, and the judge's top-1: the DVC metrics), reports/benchmark.
 reports/benchmark/rate_distortion.png.
 """
 
-from benchmark.cell import CELLS, MODELS
 from emoji_ae.config import load_params, run_stage
 from emoji_ae.figures import save_curves
 from emoji_ae.files import read_json, write_json, write_text
-from emoji_ae.paths import BENCHMARK, BENCHMARK_FIGURE, BENCHMARK_HEADLINE, BENCHMARK_TABLE
+from emoji_ae.paths import (
+    BENCHMARK,
+    BENCHMARK_CELLS,
+    BENCHMARK_FIGURE,
+    BENCHMARK_HEADLINE,
+    BENCHMARK_MODELS,
+    BENCHMARK_TABLE,
+)
 from emoji_ae.provenance import provenance
 
+
 def row(latent: int) -> dict:
-    ref, ours = (read_json(CELLS / f"{model}-{latent}" / "scores.json") for model in MODELS)
+    ref, ours = (read_json(BENCHMARK_CELLS / f"{model}-{latent}" / "scores.json") for model in BENCHMARK_MODELS)
     return {"latent": latent, "reference": ref, "ours": ours,
             "ratio_one_pass": ours["test_mse_one_pass"] / ref["test_mse_one_pass"],
             "ratio_refined": ours["test_mse"] / ref["test_mse"],
@@ -24,42 +31,83 @@ def row(latent: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| latent | reference, one pass | ours, one pass | ratio | reference, refined | ours, refined | ratio "
-             "| SSIM one pass (ref / ours) | SSIM refined (ref / ours) | ours: judge top-1 / top-5 | train s (ref / ours) |",
-             "|" + "---|" * 11]
+    lines = [
+        "| latent | reference, one pass | ours, one pass | ratio | reference, refined | ours, refined | ratio "
+        "| SSIM one pass (ref / ours) | SSIM refined (ref / ours) | ours: judge top-1 / top-5 | train s (ref / ours) |",
+        "|" + "---|" * 11,
+    ]
     for r in rows:
         ref, ours = r["reference"], r["ours"]
         judged = ours["judge"]["all"]
-        lines.append(f"| {r['latent']} | {ref['test_mse_one_pass']:.5f} | {ours['test_mse_one_pass']:.5f} | **{r['ratio_one_pass']:.3f}** "
-                     f"| {ref['test_mse']:.5f} | {ours['test_mse']:.5f} | **{r['ratio_refined']:.3f}** "
-                     f"| {ref['test_ssim_one_pass']:.3f} / {ours['test_ssim_one_pass']:.3f} | {ref['test_ssim']:.3f} / {ours['test_ssim']:.3f} "
-                     f"| {judged['top1']:.1%} / {judged['top5']:.1%} | {ref['train_seconds']:.0f} / {ours['train_seconds']:.0f} |")
+        lines.append(
+            f"| {r['latent']} | {ref['test_mse_one_pass']:.5f} | {ours['test_mse_one_pass']:.5f} | "
+            f"**{r['ratio_one_pass']:.3f}** "
+            f"| {ref['test_mse']:.5f} | {ours['test_mse']:.5f} | **{r['ratio_refined']:.3f}** "
+            f"| {ref['test_ssim_one_pass']:.3f} / {ours['test_ssim_one_pass']:.3f} | {ref['test_ssim']:.3f} / "
+            f"{ours['test_ssim']:.3f} "
+            f"| {judged['top1']:.1%} / {judged['top5']:.1%} | {ref['train_seconds']:.0f} / "
+            f"{ours['train_seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
 def headline(rows: list[dict]) -> dict:
     """Two figures per latent size, for `dvc exp show`: ours over the reference (one pass) and the judge's top-1."""
-    return {f"latent_{r['latent']}": {"ours_vs_reference": r["ratio_one_pass"], "judge_top1": r["ours"]["judge"]["all"]["top1"]}
-            for r in rows}
+    return {
+        f"latent_{r['latent']}": {
+            "ours_vs_reference": r["ratio_one_pass"],
+            "judge_top1": r["ours"]["judge"]["all"]["top1"],
+        }
+        for r in rows
+    }
 
 
 def main():
     latents = load_params().benchmark.latents
     rows = [row(latent) for latent in latents]
-    made = provenance(writes=(str(BENCHMARK), str(BENCHMARK_HEADLINE), str(BENCHMARK_TABLE), str(BENCHMARK_FIGURE), str(CELLS),
-                              "benchmark/dvc.lock"))
+    made = provenance(
+        writes=(
+            str(BENCHMARK),
+            str(BENCHMARK_HEADLINE),
+            str(BENCHMARK_TABLE),
+            str(BENCHMARK_FIGURE),
+            str(BENCHMARK_CELLS),
+            "benchmark/dvc.lock",
+        )
+    )
     write_json(BENCHMARK, {**made, "rows": rows})
     write_json(BENCHMARK_HEADLINE, headline(rows))
-    write_text(BENCHMARK_TABLE, f"# Benchmark against the assignment's reference\n\nTest MSE (pixels in [0, 1]) and SSIM of both models, "
-               f"trained on the same splits (ours also pretrains on data/extra), measured {made['date']} at commit `{made['commit']}` "
-               f"on {made['machine']} by `dvc repro benchmark/dvc.yaml`. Ratios are ours over the reference. The judge: how often our model's "
-               "decoded composite is recognised as its true emoji, on the held-out analogies of every glyph (docs/design.md).\n\n"
-               f"{table(rows)}\n\n"
-               "![rate-distortion](benchmark/rate_distortion.png)\n")
-    series = {f"{model}, {how}": (latents, [r[model][key] for r in rows])
-              for model in MODELS for how, key in (("one pass", "test_mse_one_pass"), ("refined", "test_mse"))}
-    save_curves(BENCHMARK_FIGURE, [{"title": "test MSE against latent size", "ylabel": "test MSE", "xlabel": "latent values",
-                                    "log": True, "logx": True, "series": series}], "Rate-distortion on the test split")
+    write_text(
+        BENCHMARK_TABLE,
+        f"# Benchmark against the assignment's reference\n\nTest MSE (pixels in [0, 1]) and SSIM of both models, "
+        f"trained on the same splits (ours also pretrains on data/extra), measured {made['date']} at commit "
+        f"`{made['commit']}` "
+        f"on {made['machine']} by `dvc repro benchmark/dvc.yaml`. Ratios are ours over the reference. The judge: "
+        "how often our model's "
+        "decoded composite is recognised as its true emoji, on the held-out analogies of every glyph "
+        "(docs/design.md).\n\n"
+        f"{table(rows)}\n\n"
+        "![rate-distortion](benchmark/rate_distortion.png)\n",
+    )
+    series = {
+        f"{model}, {how}": (latents, [r[model][key] for r in rows])
+        for model in BENCHMARK_MODELS
+        for how, key in (("one pass", "test_mse_one_pass"), ("refined", "test_mse"))
+    }
+    save_curves(
+        BENCHMARK_FIGURE,
+        [
+            {
+                "title": "test MSE against latent size",
+                "ylabel": "test MSE",
+                "xlabel": "latent values",
+                "log": True,
+                "logx": True,
+                "series": series,
+            }
+        ],
+        "Rate-distortion on the test split",
+    )
     for r in rows:
         print(f"benchmark at {r['latent']}: one pass {r['ratio_one_pass']:.3f}, refined {r['ratio_refined']:.3f}")
 

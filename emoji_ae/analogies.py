@@ -63,6 +63,17 @@ def kind_of(words: str, variants: list[str]) -> str:
     return "variant" if variants and not rest.strip() else "name"
 
 
+def carries(key: tuple, attribute: str, variants: list[str]) -> bool:
+    """Whether the drawing (source, name) has the attribute: its set, a whole variant of its name
+    ("dark skin tone" is not in "medium dark skin tone"), or the words anywhere in its name."""
+    source, name = key
+    if attribute.startswith("set "):
+        return source == attribute[4:]
+    if kind_of(attribute, variants) == "variant":
+        return attribute in variant_words(name, variants)
+    return re.search(rf"(?:^| ){re.escape(attribute)}(?: |$)", name) is not None
+
+
 def families(pool, variants: list[str] = ()) -> dict[str, dict]:
     """Every family of the pool ({(source, name): ...}): name and variant families within each
     source, and a style family for each ordered pair of sources. Members are (source, name) keys."""
@@ -71,7 +82,10 @@ def families(pool, variants: list[str] = ()) -> dict[str, dict]:
     found = {}
     for source in sources:
         for family, pairs in name_families(names[source], variants).items():
-            found[f"{source}: {family}"] = {"kind": kind_of(family, variants), "pairs": [((source, a), (source, b)) for a, b in pairs]}
+            found[f"{source}: {family}"] = {
+                "kind": kind_of(family, variants),
+                "pairs": [((source, a), (source, b)) for a, b in pairs],
+            }
     for a in sources:
         for b in sources:
             shared = sorted(set(names[a]) & set(names[b]))
@@ -116,18 +130,19 @@ def per_target(items: list[dict]) -> list[dict]:
     return list({(i["family"], i["target"]): i for i in items}.values())
 
 
-def score(items, method, decode, latents, pixels, recon_mse, sums=(None, None), judge=None, project=None) -> list[dict]:
+def score(items, method, decode, latents, pixels, recon_mse, sums=(None, None), judge=None) -> list[dict]:
     """Per analogy: the composite's MSE to the target, pixel arithmetic's and copying's, the
     target's rank among every latent of the pool (inputs excluded), and the model's own one-pass
     reconstruction MSE of the target (the arithmetic gap's denominator). `sums`: the family sums
     of the latents and of the pixels, for the family mean. With a `judge` (emoji_ae.judge), its
-    figures for the composite, pixel arithmetic and the model's reconstruction of the target. With
-    `project(z, pixel arithmetic)`, the composite is decoded from the latent it returns."""
+    figures for the composite, pixel arithmetic and the model's reconstruction of the target."""
     position = {key: i for i, key in enumerate(latents)}
     all_z = torch.stack(list(latents.values()))
     z = torch.stack([arithmetic(latents, item, method, sums[0]) for item in items])
-    predicted = torch.stack([arithmetic(pixels, item, method, sums[1]) for item in items]).clamp(0, 1)  # pixel arithmetic
-    composites = decode(z if project is None else project(z, predicted))
+    predicted = torch.stack([arithmetic(pixels, item, method, sums[1]) for item in items]).clamp(
+        0, 1
+    )  # pixel arithmetic
+    composites = decode(z)
     distances = torch.cdist(z, all_z)
     rows = []
     for item, image, pixel, row in zip(items, composites, predicted, distances):
@@ -170,21 +185,25 @@ def summary_by_split(rows: list[dict]) -> dict:
     for split in ("train", "val", "test"):
         chosen = [r for r in rows if r["split"] == split]
         out[split] = {method: summarise([r for r in chosen if r["method"] == method]) for method in METHODS}
-        out[split]["family_mean_by_kind"] = {kind: summarise([r for r in chosen if r["method"] == "family_mean" and r["kind"] == kind])
-                                             for kind in KINDS}
+        out[split]["family_mean_by_kind"] = {
+            kind: summarise([r for r in chosen if r["method"] == "family_mean" and r["kind"] == kind]) for kind in KINDS
+        }
     return out
 
 
 class TrainingAnalogies:
     """Every family of a pool of training drawings, as pairs of indices into it, to draw analogies
     from while training (the analogy objective of Reed et al. 2015: decode(z(a) - z(b) + z(c))
-    should be d). All pairs of one family sit together, so a target pair and another pair of its
-    family are drawn without building the millions of pairs of pairs."""
+    should be d, and the attribute code's teachers, emoji_ae/attributes.py). All pairs of one family
+    sit together, so a target pair and another pair of its family are drawn without building the
+    millions of pairs of pairs. `images`: the drawings of `keys`, (N, C, H, W), when given."""
 
-    def __init__(self, keys: list, variants: list[str]):
-        index = {key: i for i, key in enumerate(keys)}
+    def __init__(self, keys: list, variants: list[str], images: torch.Tensor | None = None):
+        self.keys, self.variants, self.images = list(keys), list(variants), images
+        index = {key: i for i, key in enumerate(self.keys)}
+        self.found = families(dict.fromkeys(self.keys), variants)
         pairs, starts, sizes = [], [], []
-        for spec in families(dict.fromkeys(keys), variants).values():
+        for spec in self.found.values():
             start = len(pairs)
             pairs += [(index[a], index[b]) for a, b in spec["pairs"]]
             starts += [start] * len(spec["pairs"])
@@ -200,18 +219,25 @@ class TrainingAnalogies:
         start, size = self.starts[target], self.sizes[target]
         offset = (target - start + 1 + (torch.rand(n, generator=generator) * (size - 1)).long()) % size
         source = start + offset
-        return torch.stack([self.pairs[source, 0], self.pairs[source, 1], self.pairs[target, 1], self.pairs[target, 0]], 1)
+        return torch.stack(
+            [self.pairs[source, 0], self.pairs[source, 1], self.pairs[target, 1], self.pairs[target, 0]], 1
+        )
 
 
-def training_analogies(frames: list[pd.DataFrame], variants: list[str]) -> tuple[torch.Tensor, TrainingAnalogies] | None:
+def training_analogies(frames: list[pd.DataFrame], variants: list[str]) -> TrainingAnalogies | None:
     """The original drawings of training splits (no augmented copies or mirror images), and
-    their families: what the analogy objective draws from. Never a validation or test emoji.
-    None, with a warning, where the names hold no family (a small data set of one's own)."""
+    their families: what the analogy objective and the attribute code's teachers draw from. Never a
+    validation or test emoji. None, with a warning, where the names hold no family (a small data set
+    of one's own)."""
     frame = pd.concat([f[~f["augmented"].astype(bool)] for f in frames], ignore_index=True)
     frame = frame.drop_duplicates(["source", "text"], ignore_index=True)
     found = TrainingAnalogies(list(zip(frame["source"], frame["text"])), variants)
     if not len(found):
-        print("warning: the training emoji's names form no analogy family (two or more pairs that differ by the same "
-              "words), so this stage trains without the analogy loss", file=sys.stderr)
+        print(
+            "warning: the training emoji's names form no analogy family (two or more pairs that differ by the same "
+            "words), so this stage trains without the analogy loss and the attribute code's teachers",
+            file=sys.stderr,
+        )
         return None
-    return split_tensors(frame), found
+    found.images = split_tensors(frame)
+    return found

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from emoji_ae.paths import PARAMS
 
-
 PositiveInt = Annotated[int, Field(strict=True, gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -114,7 +113,10 @@ class HeldOut(Strict):
     @model_validator(mode="after")
     def _leaves_some_to_learn_from(self):
         if self.val + self.test >= 1:
-            raise ValueError(f"extra.held_out must leave a share to pretrain on: val + test is {self.val + self.test:g}, give less than 1")
+            raise ValueError(
+                f"extra.held_out must leave a share to pretrain on: val + test is {self.val + self.test:g}, give "
+                "less than 1"
+            )
         return self
 
 
@@ -127,11 +129,26 @@ class Extra(Strict):
 
 class Model(Strict):
     channels: Annotated[list[PositiveInt], Field(min_length=1)]
-    grid: PositiveInt | None
+    grid: PositiveInt
+    attribute: Annotated[int, Field(strict=True, ge=0)]
     decoder_dropout: Annotated[float, Field(ge=0, lt=1)]
     residual_levels: Annotated[int, Field(strict=True, ge=0)]
-    variational: NonNegative
-    global_latent: Annotated[int, Field(strict=True, ge=0)]
+
+
+def content_channels(size: int, latent: int, grid: int, attribute: int) -> int:
+    """Channels of the content grid: what `latent` leaves after the attribute code, on a `grid` x
+    `grid` grid. A ValueError, in one line, when the values do not fill it: the grid never changes
+    behind the user's back."""
+    if grid & (grid - 1) or grid > size // 2:
+        raise ValueError(f"model.grid must be a power of two of at most data.size / 2 = {size // 2}, got {grid}")
+    rest = latent - attribute
+    if rest < grid**2 or rest % grid**2:
+        fits = ", ".join(str(grid**2 * c + attribute) for c in (1, 2, 3, 4))
+        raise ValueError(
+            f"latent {latent} less model.attribute {attribute} does not fill the {grid}x{grid} content grid "
+            f"(model.grid) with whole channels: use a latent of {fits}, ..., or change model.grid or model.attribute"
+        )
+    return rest // grid**2
 
 
 class Train(Strict):
@@ -147,6 +164,7 @@ class Train(Strict):
     threads: PositiveInt
     precision: Literal["fp32", "bf16"]
     analogy: NonNegative
+    pairs: PositiveInt
 
 
 class Reference(Strict):
@@ -163,9 +181,12 @@ class Pretrain(Strict):
     analogy: NonNegative
 
 
-class Critic(Strict):
-    composite: NonNegative
-    patch: NonNegative
+class Attribute(Strict):
+    classify: NonNegative
+    adversary: NonNegative
+    invariance: NonNegative
+    swap: NonNegative
+    reader: NonNegative
     lr: Annotated[float, Field(gt=0)]
 
 
@@ -174,7 +195,7 @@ class Refine(Strict):
     lr: Annotated[float, Field(gt=0)]
 
 
-class Benchmark(Strict):
+class BenchmarkSettings(Strict):
     latents: Annotated[list[PositiveInt], Field(min_length=1)]
 
 
@@ -192,7 +213,6 @@ class Strip(Strict):
 
 
 class Compose(Strict):
-    project: Refine
     concepts: dict[str, Annotated[list[str], Field(min_length=1)]]
     recipes: list[str]
     strip: Strip
@@ -209,38 +229,32 @@ class Params(Strict):
     model: Model
     pretrain: Pretrain
     train: Train
-    critic: Critic
+    attribute: Attribute
     refine: Refine
     reference: Reference
     aux: Aux
     compose: Compose
-    benchmark: Benchmark
+    benchmark: BenchmarkSettings
 
     @model_validator(mode="after")
     def _latent_fills_the_grid(self):
-        grid, spatial = self.model.grid, self.latent - self.model.global_latent
-        if spatial < 1:
-            raise ValueError(f"model.global_latent ({self.model.global_latent}) must be less than latent ({self.latent}): "
-                             "the rest of the latent is the spatial grid")
-        if grid is None:
-            return self
-        if grid & (grid - 1) or grid > self.data.size // 4:
-            raise ValueError(f"model.grid must be a power of two of at most data.size / 4 = {self.data.size // 4}, got {grid}")
-        if spatial % grid**2:
-            less = f" less model.global_latent {self.model.global_latent}" if self.model.global_latent else ""
-            raise ValueError(f"latent {self.latent}{less} does not fill a {grid}x{grid} grid (model.grid): "
-                             f"use a multiple of {grid**2}, or model.grid: null for the finest grid that fits")
+        content_channels(self.data.size, self.latent, self.model.grid, self.model.attribute)
         return self
 
     @model_validator(mode="after")
     def _latent_fills_the_reference_grid(self):
         if self.data.size < 16:
-            raise ValueError(f"data.size is {self.data.size}: the reference architecture (train_reference) halves it four times, "
-                             "so it must be 16 or more")
+            raise ValueError(
+                f"data.size is {self.data.size}: the reference architecture (train_reference) halves it four times, "
+                "so it must be 16 or more"
+            )
         cells = (self.data.size // 16) ** 2
         if self.latent % cells:
-            raise ValueError(f"latent {self.latent} does not fill the reference's {self.data.size // 16}x{self.data.size // 16} grid "
-                             f"at {self.data.size} px (train_reference): use a multiple of {cells}")
+            raise ValueError(
+                f"latent {self.latent} does not fill the reference's {self.data.size // 16}x{self.data.size // 16} "
+                "grid "
+                f"at {self.data.size} px (train_reference): use a multiple of {cells}"
+            )
         return self
 
 

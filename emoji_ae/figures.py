@@ -72,18 +72,28 @@ def save_curves(path, panels: list[dict], title: str) -> None:
     save_figure(fig, path)
 
 
-def save_scatter(path, points: list[tuple[float, float, str]], xlabel: str, ylabel: str, title: str) -> None:
-    """Points, one per measured run, named in a legend beside the axes (labels on the points
-    overlap where runs land close together). The x axis is logarithmic: errors span decades."""
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    markers = "osD^vP*X"
-    for i, (x, y, label) in enumerate(points):
-        ax.scatter([x], [y], s=45, marker=markers[i % len(markers)], label=textwrap.fill(label, 40))
-    ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+def save_scatter(path, panels: list[dict], points: list[dict], title: str) -> None:
+    """Points, one per measured run, in panels side by side (each {"x", "y", "xlabel", "ylabel"} and an
+    optional horizontal "reference": (value, label)); each point {"label", "group", and the panels'
+    keys}, coloured by group and named in a legend beside the axes (labels on the points overlap
+    where runs land close together). The x axes are logarithmic: errors span decades."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 + 4 * len(panels), 4.8), squeeze=False)
+    groups = list(dict.fromkeys(p["group"] for p in points))
+    colours = plt.get_cmap("tab10")
+    markers = "osD^vP*Xh<>"
+    for ax, panel in zip(axes[0], panels):
+        for i, p in enumerate(points):
+            ax.scatter([p[panel["x"]]], [p[panel["y"]]], s=45, marker=markers[i % len(markers)],
+                       color=colours(groups.index(p["group"]) % 10), label=textwrap.fill(p["label"], 44))
+        if panel.get("reference"):
+            value, label = panel["reference"]
+            ax.axhline(value, color="grey", linestyle="--", linewidth=1)
+            ax.text(0.01, value, label, transform=ax.get_yaxis_transform(), fontsize=8, color="grey", va="bottom")
+        ax.set_xscale("log")
+        ax.set_xlabel(panel["xlabel"])
+        ax.set_ylabel(panel["ylabel"])
+        ax.grid(alpha=0.3, which="both")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)

@@ -16,14 +16,15 @@ The attribute of an analogy is its family's deleted words (name and variant fami
 target's set (style families); a drawing carries words when its name holds them as whole words.
 """
 
-import re
+import sys
 from types import SimpleNamespace
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
-from emoji_ae.analogies import KINDS, kind_of, variant_words
+from emoji_ae.analogies import KINDS, carries
+from emoji_ae.model import AttributeNet
 
 IMAGES = ("composite", "pixel", "reconstruction")
 
@@ -40,17 +41,6 @@ def attribute_of(item: dict) -> str:
     return item["family"].split(": ", 1)[1]
 
 
-def carries(key: tuple, attribute: str, variants: list[str]) -> bool:
-    """Whether the drawing (source, name) has the attribute: its set, a whole variant of its name
-    ("dark skin tone" is not in "medium dark skin tone"), or the words anywhere in its name."""
-    source, name = key
-    if attribute.startswith("set "):
-        return source == attribute[4:]
-    if kind_of(attribute, variants) == "variant":
-        return attribute in variant_words(name, variants)
-    return re.search(rf"(?:^| ){re.escape(attribute)}(?: |$)", name) is not None
-
-
 def attributes_to_learn(items: list[dict], train_keys: list, variants: list[str], least: int) -> list[str]:
     """The analogies' attributes that at least `least` training drawings have, and as many lack."""
     wanted = sorted({attribute_of(i) for i in items})
@@ -58,31 +48,13 @@ def attributes_to_learn(items: list[dict], train_keys: list, variants: list[str]
     return [a for a in wanted if least <= counts[a] <= len(train_keys) - least]
 
 
-class AttributeNet(nn.Module):
-    """A small convolutional classifier: one logit per attribute (several may hold at once). It
-    looks at 32 px at most: a skin tone, a set's line work or cat ears are plain at that size, and
-    it trains in seconds on a CPU."""
-
-    def __init__(self, channels: int, attributes: list[str], width: int = 16):
-        super().__init__()
-        self.attributes = list(attributes)
-        self.features = nn.Sequential(
-            nn.Conv2d(channels, width, 3, 2, 1), nn.ReLU(), nn.Conv2d(width, 2 * width, 3, 2, 1), nn.ReLU(),
-            nn.Conv2d(2 * width, 4 * width, 3, 2, 1), nn.ReLU(), nn.Conv2d(4 * width, 4 * width, 3, 1, 1), nn.ReLU())
-        self.head = nn.Linear(8 * width, len(attributes))
-
-    def forward(self, x):
-        if x.shape[-1] > 32:
-            x = F.adaptive_avg_pool2d(x, 32)
-        h = self.features(x)
-        return self.head(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1))  # where an attribute is and how strongly
-
-
 def labels_of(keys: list, attributes: list[str], variants: list[str]) -> torch.Tensor:
     return torch.tensor([[carries(k, a, variants) for a in attributes] for k in keys], dtype=torch.float32)
 
 
-def train_attributes(x: torch.Tensor, y: torch.Tensor, attributes: list[str], cfg, seed: int, progress=None) -> AttributeNet:
+def train_attributes(
+    x: torch.Tensor, y: torch.Tensor, attributes: list[str], cfg, seed: int, progress=None
+) -> AttributeNet:
     """Binary cross-entropy per attribute, each weighted up to balance its few positives; seeded."""
     torch.manual_seed(seed)
     net = AttributeNet(x.shape[1], attributes)
@@ -102,7 +74,9 @@ def train_attributes(x: torch.Tensor, y: torch.Tensor, attributes: list[str], cf
     return net.eval()
 
 
-def read_attributes(net: AttributeNet, images: torch.Tensor, attributes: list[str], batch_size: int = 512) -> torch.Tensor:
+def read_attributes(
+    net: AttributeNet, images: torch.Tensor, attributes: list[str], batch_size: int = 512
+) -> torch.Tensor:
     """Whether the net reads each image's own attribute (one attribute per image)."""
     column = torch.tensor([net.attributes.index(a) for a in attributes])
     out = []
@@ -138,7 +112,9 @@ class Judge:
         where the classifier does not know the analogy's attribute)."""
         from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-        asked = [n for n, item in enumerate(items) if self.net is not None and attribute_of(item) in self.net.attributes]
+        asked = [
+            n for n, item in enumerate(items) if self.net is not None and attribute_of(item) in self.net.attributes
+        ]
         rows = [{} for _ in items]
         if "pixel" in images and all(key(i) in self.pixel_rows for i in items):
             rows = [dict(self.pixel_rows[key(i)]) for i in items]
@@ -147,13 +123,21 @@ class Judge:
             image = image.clamp(0, 1)
             ranks = self.ranks(image, items).tolist()
             similar = ssim(image, targets, data_range=1.0, reduction="none").tolist()
-            read = read_attributes(self.net, image[asked], [attribute_of(items[i]) for i in asked]).tolist() if asked else []
+            read = (
+                read_attributes(self.net, image[asked], [attribute_of(items[i]) for i in asked]).tolist()
+                if asked
+                else []
+            )
             carried = dict(zip(asked, read))
             for n, row in enumerate(rows):
                 row.update({f"{kind}_rank": ranks[n], f"{kind}_ssim": similar[n], f"{kind}_attribute": carried.get(n)})
             if kind == "pixel":
-                self.pixel_rows.update({key(i): {k: v for k, v in row.items() if k.startswith("pixel_")} for i, row in zip(items, rows)})
-        read = read_attributes(self.net, targets[asked], [attribute_of(items[i]) for i in asked]).tolist() if asked else []
+                self.pixel_rows.update(
+                    {key(i): {k: v for k, v in row.items() if k.startswith("pixel_")} for i, row in zip(items, rows)}
+                )
+        read = (
+            read_attributes(self.net, targets[asked], [attribute_of(items[i]) for i in asked]).tolist() if asked else []
+        )
         for n, value in zip(asked, read):
             rows[n]["target_attribute"] = value
         return rows
@@ -169,7 +153,10 @@ def summarise(rows: list[dict]) -> dict:
     if not rows:
         return {"n": 0}
     read = [r["target_attribute"] for r in rows if r.get("target_attribute") is not None]
-    out = {"n": len(rows), "target": {"attribute": float(sum(read) / len(read)) if read else None, "n_attribute": len(read)}}
+    out = {
+        "n": len(rows),
+        "target": {"attribute": float(sum(read) / len(read)) if read else None, "n_attribute": len(read)},
+    }
     for kind in IMAGES:
         ranks = torch.tensor([r[f"{kind}_rank"] for r in rows], dtype=torch.float32)
         read = [r[f"{kind}_attribute"] for r in rows if r[f"{kind}_attribute"] is not None]
@@ -185,5 +172,24 @@ def by_split(rows: list[dict]) -> dict:
     for split in ("train", "val", "test"):
         judged = [r for r in rows if r["split"] == split and "composite_rank" in r]
         if judged:
-            out[split] = {kind: summarise([r for r in judged if kind in ("all", r["kind"])]) for kind in ("all", *KINDS)}
+            out[split] = {
+                kind: summarise([r for r in judged if kind in ("all", r["kind"])]) for kind in ("all", *KINDS)
+            }
     return out
+
+
+def train_judge(analogy_set, split_of: dict, variants: list[str]) -> AttributeNet | None:
+    """The attribute classifier, trained on an AnalogySet's real train-split drawings only (never a
+    model's output); None, with a warning, where no attribute has enough drawings to learn from."""
+    keys = [key for key in analogy_set.pixels if split_of[key] == "train"]
+    attributes = attributes_to_learn(analogy_set.family_items, keys, variants, LEAST)
+    if not attributes:
+        print(
+            "warning: no analogy attribute has enough training drawings, so the judge reads no attributes",
+            file=sys.stderr,
+        )
+        return None
+    x, y = torch.stack([analogy_set.pixels[k] for k in keys]), labels_of(keys, attributes, variants)
+    with tqdm(total=CLASSIFIER.epochs, desc="judge", unit="epoch") as bar:
+        return train_attributes(x, y, attributes, CLASSIFIER, CLASSIFIER.seed,
+                                progress=lambda epoch, loss: bar.update(1) or bar.set_postfix(loss=f"{loss:.3f}"))

@@ -23,7 +23,9 @@ def evaluate(model, x, y=None, refine=None) -> dict:
     result = {"mse": F.mse_loss(recon, x).item()}
     if model.classifier is not None and y is not None:
         probabilities = class_probabilities(model, x, z)
-        result.update(ce=F.nll_loss(probabilities.log(), y).item(), acc=(probabilities.argmax(1) == y).float().mean().item())
+        result.update(
+            ce=F.nll_loss(probabilities.log(), y).item(), acc=(probabilities.argmax(1) == y).float().mean().item()
+        )
     return result
 
 
@@ -65,10 +67,14 @@ def wrong_emoji(confusion: list[dict]) -> str:
     runs = wrong.groupby("emoji").agg(n=("predicted", "size"), actual=("actual", "first"),
                                       predicted=("predicted", lambda p: p.mode()[0]))
     runs = runs.sort_values("n", ascending=False, kind="stable")
-    return "; ".join(f"{emoji} {r.n} of {per_emoji[emoji]} ({r.actual}, read as {r.predicted})" for emoji, r in runs.iterrows())
+    return "; ".join(
+        f"{emoji} {r.n} of {per_emoji[emoji]} ({r.actual}, read as {r.predicted})" for emoji, r in runs.iterrows()
+    )
 
 
-def accuracy_interval(confusion: list[dict], seed: int, draws: int = 10_000, level: float = 0.95) -> tuple[float, float]:
+def accuracy_interval(
+    confusion: list[dict], seed: int, draws: int = 10_000, level: float = 0.95
+) -> tuple[float, float]:
     """A bootstrap interval for the accuracy on emoji the model has never seen.
 
     It resamples whole emoji, not images: an emoji's images are copies of one design and are
@@ -80,28 +86,3 @@ def accuracy_interval(confusion: list[dict], seed: int, draws: int = 10_000, lev
     accuracies = per_emoji["sum"].to_numpy()[picks].sum(1) / per_emoji["size"].to_numpy()[picks].sum(1)
     low, high = np.quantile(accuracies, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
-
-
-def headline(metrics: dict) -> dict:
-    """The figures a user compares across experiments (`dvc exp show`, `dvc metrics diff`), most
-    important first: reconstruction of both models and the reference, the aux accuracy, and how
-    held-out composites look to the judge. The breakdowns stay in reports/metrics.json."""
-    pick = lambda tree, *keys: {k: tree[k] for k in keys if k in tree}  # noqa: E731
-    out = {"ae": pick(metrics["ae"], "test_mse", "test_mse_one_pass", "one_pass_vs_reference", "test_ssim", "test_ssim_one_pass"),
-           "aux": pick(metrics["aux"], "test_mse", "test_mse_one_pass", "test_accuracy", "mse_vs_ae", "test_ssim"),
-           "reference": pick(metrics["reference"], "test_mse", "test_mse_one_pass", "test_ssim")}
-    for name in ("ae", "aux"):
-        test = metrics["compose"][name]["test"]
-        judged = test.get("judge", {})
-        if judged.get("all", {}).get("n"):
-            every = judged["all"]
-            out[f"judge_{name}"] = {"top1": every["composite"]["top1"], "top5": every["composite"]["top5"]}
-            if name == "ae":
-                ratio = every["composite"]["attribute"] / every["target"]["attribute"] if every["target"]["attribute"] else None
-                out[f"judge_{name}"].update({
-                    "ssim": every["composite"]["ssim"], "attribute_vs_target": ratio,
-                    **{f"{kind}_top1": judged[kind]["composite"]["top1"] for kind in ("name", "variant", "style") if judged[kind].get("n")},
-                    "pixel_top1": every["pixel"]["top1"], "pixel_top5": every["pixel"]["top5"],
-                    "reconstruction_top1": every["reconstruction"]["top1"]})
-        out[f"judge_{name}"] = {**out.get(f"judge_{name}", {}), "beats_pixel_mse": test["family_mean"]["beats_pixel"]}
-    return out

@@ -3,16 +3,33 @@ refinement), decoding, saving and loading. Training lives in emoji_ae.training; 
 is built this way, in docs/design.md."""
 
 import os
+import random
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emoji_ae.config import content_channels
 from emoji_ae.files import broken, load_torch, save_torch, short_reason
 
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Same seed and thread count: the same numbers, bit for bit, on one CPU (and on x86_64
+    the kernel pins of emoji_ae/__init__.py keep data stages equal across CPUs)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    # Deterministic mode also fills every new tensor with NaN, in case an op reads memory it
+    # never wrote. None of ours does (the weights are the same bit for bit without it), and the
+    # fill shows up in `python -m emoji_ae.tools.profile_train`.
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def bf16_is_native() -> bool:
@@ -61,113 +78,102 @@ class Residual(nn.Module):
         return self.activation(x + self.body(x))
 
 
-def latent_grid(size: int, latent: int, grid: int | None = None) -> int:
-    """Side of the latent grid: `grid` when given, else the finest (at most size / 4) that
-    holds `latent` values in at least two channels. Finer grids keep each value local, which
-    reconstructs unseen emoji best; coarse grids make each value describe the whole face,
-    which is what latent arithmetic needs (docs/design.md)."""
-    if grid is not None:
-        return grid
-    grid = size // 4
-    while grid > 1 and (latent % grid**2 or latent // grid**2 < 2):
-        grid //= 2
-    return grid
+class Pool(nn.Module):
+    """Mean and max over the grid: how much of a feature there is, and how strongly it shows anywhere."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean((2, 3)), x.amax((2, 3))], 1)
+
+
+class Film(nn.Module):
+    """Feature-wise modulation (FiLM, Perez et al. 2018): the attribute code scales and shifts each
+    channel of a decoder level, wherever it is drawn. Starts as the identity."""
+
+    def __init__(self, attribute: int, width: int):
+        super().__init__()
+        self.linear = nn.Linear(attribute, 2 * width)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.linear(code)[:, :, None, None].chunk(2, 1)
+        return x * (1 + scale) + shift
+
+
+class Classifier(nn.Module):
+    """The auxiliary head: small convolutions and a global max-pool over the content grid look for
+    shapes (ears, whiskers) wherever they are, beside the attribute code (docs/design.md)."""
+
+    def __init__(self, grid_channels: int, attribute: int, hidden: int, n_classes: int, dropout: float):
+        super().__init__()
+        self.shapes = nn.Sequential(
+            nn.Conv2d(grid_channels, hidden // 2, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden // 2, hidden, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden + attribute, n_classes))
+
+    def forward(self, grid: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.shapes(grid), code], 1))
 
 
 class Autoencoder(nn.Module):
-    """DCGAN-style: stride-2 convolutions down to the latent grid, a 3x3 convolution to a few
-    latent channels, and the mirror image back up. The latent is that grid flattened, a
-    vector of `latent` values, and the only thing that passes from encoder to decoder. No
-    fully connected layer: what the model learns about one part of an emoji applies
-    everywhere, which is what generalises to emoji it has never seen."""
+    """DCGAN-style: stride-2 convolutions down to the content grid, and the mirror image back up.
+    The latent is a vector of `latent` values, the only thing that passes from encoder to decoder:
+    first the attribute code (`attribute` values, pooled from the whole image), then the content
+    grid flattened (a `grid` x `grid` map of a few channels, from a 3x3 convolution). The decoder
+    draws the grid and the attribute code modulates every level of it (Film). No fully connected
+    path for the content: what the model learns about one part of an emoji applies everywhere."""
 
-    def __init__(self, size: int, channels: list[int], latent: int, in_channels: int = 3,
-                 n_classes: int = 0, hidden: int = 64, dropout: float = 0.0, grid: int | None = None,
-                 decoder_dropout: float = 0.0, residual_levels: int = 0, variational: float = 0.0, global_latent: int = 0):
+    def __init__(self, size: int, channels: list[int], latent: int, in_channels: int = 3, n_classes: int = 0,
+                 hidden: int = 64, dropout: float = 0.0, grid: int = 8, attribute: int = 0,
+                 decoder_dropout: float = 0.0, residual_levels: int = 0):
         super().__init__()
         self.config = dict(size=size, channels=list(channels), latent=latent, in_channels=in_channels,
-                           n_classes=n_classes, hidden=hidden, dropout=dropout, grid=grid,
-                           decoder_dropout=decoder_dropout, residual_levels=residual_levels,
-                           variational=variational, global_latent=global_latent)
-        # Two-level latent: the first `global_latent` values describe the whole emoji (pooled, then
-        # a linear layer), the rest are the spatial grid that carries the detail.
-        self.global_latent = global_latent
-        self.grid = latent_grid(size, latent - global_latent, grid)
-        self.latent_channels = (latent - global_latent) // self.grid**2
-        # Variational: the encoder gives a mean and a log-variance per value; training samples
-        # around the mean and pays `variational` x KL to a unit Gaussian (a beta-VAE).
-        self.variational = variational
-        stats = 2 if variational else 1
-        levels = (size // self.grid).bit_length() - 1
+                           n_classes=n_classes, hidden=hidden, dropout=dropout, grid=grid, attribute=attribute,
+                           decoder_dropout=decoder_dropout, residual_levels=residual_levels)
+        self.grid, self.attribute = grid, attribute
+        self.latent_channels = content_channels(size, latent, grid, attribute)
+        levels = (size // grid).bit_length() - 1
         # channels[i] is the width after i + 1 halvings; deeper levels keep the last width.
         widths = [in_channels, *[channels[min(i, len(channels) - 1)] for i in range(levels)]]
-        self.encoder = nn.Sequential(
-            *[down(a, b) for a, b in zip(widths[:-1], widths[1:])],
-            nn.Conv2d(widths[-1], self.latent_channels * stats, 3, padding=1),
-        )
+        self.encoder = nn.Sequential(*[down(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        self.to_grid = nn.Conv2d(widths[-1], self.latent_channels, 3, padding=1)
+        self.to_attribute = nn.Sequential(Pool(), nn.Linear(2 * widths[-1], attribute)) if attribute else None
         rev = widths[::-1]
-        decoder = [nn.Conv2d(self.latent_channels, rev[0], 3, padding=1, bias=False), nn.BatchNorm2d(rev[0]), nn.LeakyReLU(0.2, inplace=True)]
-        # From the latent grid up: the first `residual_levels` resolutions get a residual block.
-        for level, (a, b) in enumerate(zip(rev[:-1], rev[1:])):
-            if level < residual_levels:
-                decoder.append(Residual(a))
+        self.from_grid = nn.Sequential(nn.Conv2d(self.latent_channels, rev[0], 3, padding=1, bias=False),
+                                       nn.BatchNorm2d(rev[0]), nn.LeakyReLU(0.2, inplace=True))
+        blocks = []
+        for level, (a, b) in enumerate(zip(rev[:-1], rev[1:])):  # the first `residual_levels` get a residual block
             last = level == len(rev) - 2
-            decoder.append(nn.ConvTranspose2d(a, b, 4, stride=2, padding=1) if last else up(a, b, decoder_dropout))
-        self.decoder = nn.Sequential(*decoder, nn.Sigmoid())
-        if global_latent:
-            self.global_out = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], global_latent * stats))
-            self.global_in = nn.Linear(global_latent, rev[0])  # added to every cell of the decoder's first features
-        # The auxiliary task reads the latent only, so it shapes what the latent encodes. Small
-        # convolutions and a global max-pool look for shapes (ears, whiskers) wherever they are,
-        # which carries over to unseen emoji better than an MLP on the vector (docs/design.md).
-        self.classifier = nn.Sequential(
-            nn.Unflatten(1, (self.latent_channels, self.grid, self.grid)),
-            nn.Conv2d(self.latent_channels, hidden // 2, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(hidden // 2, hidden, 3, padding=1), nn.ReLU(inplace=True),
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden, n_classes),
-        ) if n_classes else None
+            upsample = nn.ConvTranspose2d(a, b, 4, stride=2, padding=1) if last else up(a, b, decoder_dropout)
+            blocks.append(nn.Sequential(*([Residual(a)] if level < residual_levels else []), upsample))
+        self.blocks = nn.ModuleList(blocks)
+        self.film = nn.ModuleList([Film(attribute, a) for a in rev[:-1]]) if attribute else None
+        self.classifier = Classifier(self.latent_channels, attribute, hidden, n_classes, dropout) if n_classes else None
 
-    def encode_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The latent's mean and, for a variational model, its log-variance (else None)."""
-        features = self.encoder[:-1](x)
-        spatial = self.encoder[-1](features).chunk(2 if self.variational else 1, dim=1)
-        parts = [s.flatten(1) for s in spatial]
-        if self.global_latent:
-            parts = [torch.cat([g, s], 1) for g, s in zip(self.global_out(features).chunk(len(parts), dim=1), parts)]
-        return parts[0], (parts[1] if self.variational else None)
+    def split(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A latent's attribute code (N, attribute) and content grid (N, channels, grid, grid)."""
+        code, grid = z[:, : self.attribute], z[:, self.attribute :]
+        return code, grid.reshape(len(z), self.latent_channels, self.grid, self.grid)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode_stats(x)[0]
+        features = self.encoder(x)
+        grid = self.to_grid(features).flatten(1)
+        return grid if self.to_attribute is None else torch.cat([self.to_attribute(features), grid], 1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        spatial = z[:, self.global_latent :].reshape(len(z), self.latent_channels, self.grid, self.grid)
-        if not self.global_latent:
-            return self.decoder(spatial)
-        features = self.decoder[0](spatial) + self.global_in(z[:, : self.global_latent])[:, :, None, None]
-        return self.decoder[1:](features)
+        code, grid = self.split(z)
+        h = self.from_grid(grid)
+        for level, block in enumerate(self.blocks):
+            h = block(h if self.film is None else self.film[level](h, code))
+        return torch.sigmoid(h)
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
-        """The aux classifier's logits, from the spatial grid of the latent."""
-        return self.classifier(z[:, self.global_latent :])
+        """The aux classifier's logits, from the content grid and the attribute code."""
+        return self.classifier(self.split(z)[1], self.split(z)[0])
 
-    def forward(self, x: torch.Tensor, analogy=None):
-        """Reconstruction and logits; a variational model in training samples its latent and
-        leaves the KL term (per pixel value, like the MSE) in `self.kl` for the loss. With
-        `analogy`, images (a, b, c), also the composites decode(z(a) - z(b) + z(c)), from the same
-        pass of the encoder and of the decoder: BatchNorm then normalises, and keeps the running
-        statistics of, one batch, as evaluation will see it."""
-        inputs = x if analogy is None else torch.cat([x, *analogy])
-        z, log_var = self.encode_stats(inputs)
-        if log_var is not None and self.training:
-            self.kl = 0.5 * (z.pow(2) + log_var.exp() - 1 - log_var).sum(1).mean() / x[0].numel()
-            z = z + torch.randn_like(z) * (0.5 * log_var).exp()
-        own = z[: len(x)]
-        logits = self.classify(own) if self.classifier is not None else None
-        if analogy is None:
-            return self.decode(own), logits
-        za, zb, zc = z[len(x) :].chunk(3)
-        out = self.decode(torch.cat([own, za - zb + zc]))
-        return out[: len(x)], logits, out[len(x) :]
+    def forward(self, x: torch.Tensor):
+        z = self.encode(x)
+        return self.decode(z), (self.classify(z) if self.classifier is not None else None)
 
 
 class Reference(nn.Module):
@@ -180,9 +186,15 @@ class Reference(nn.Module):
         self.side = size // 16
         self.latent_channels = latent // self.side**2
         widths = [in_channels, 16, 32, 64, self.latent_channels]
-        self.encoder = nn.Sequential(*[m for a, b in zip(widths, widths[1:]) for m in (nn.Conv2d(a, b, 3, 2, 1), nn.ReLU())])
+        self.encoder = nn.Sequential(
+            *[m for a, b in zip(widths, widths[1:]) for m in (nn.Conv2d(a, b, 3, 2, 1), nn.ReLU())]
+        )
         rev = widths[::-1]
-        layers = [m for a, b in zip(rev[:-1], rev[1:]) for m in (nn.ConvTranspose2d(a, b, 3, 2, 1, output_padding=1), nn.ReLU())]
+        layers = [
+            m
+            for a, b in zip(rev[:-1], rev[1:])
+            for m in (nn.ConvTranspose2d(a, b, 3, 2, 1, output_padding=1), nn.ReLU())
+        ]
         self.decoder = nn.Sequential(*layers[:-1], nn.Sigmoid())
         self.classifier = None
 
@@ -196,12 +208,36 @@ class Reference(nn.Module):
         return self.decode(self.encode(x)), None
 
 
+class AttributeNet(nn.Module):
+    """A small convolutional classifier: one logit per attribute (several may hold at once). It
+    looks at 32 px at most: a skin tone, a set's line work or cat ears are plain at that size, and
+    it trains in seconds on a CPU."""
+
+    def __init__(self, channels: int, attributes: list[str], width: int = 16):
+        super().__init__()
+        self.attributes = list(attributes)
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, width, 3, 2, 1), nn.ReLU(), nn.Conv2d(width, 2 * width, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(2 * width, 4 * width, 3, 2, 1), nn.ReLU(), nn.Conv2d(4 * width, 4 * width, 3, 1, 1), nn.ReLU())
+        self.head = nn.Linear(8 * width, len(attributes))
+
+    def forward(self, x):
+        if x.shape[-1] > 32:
+            x = F.adaptive_avg_pool2d(x, 32)
+        h = self.features(x)
+        return self.head(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1))  # where an attribute is and how strongly
+
+
 def build_autoencoder(params, size: int, in_channels: int, classifier: bool, latent: int | None = None) -> Autoencoder:
     """The model params.yaml describes, with the aux classifier head or without."""
-    head = dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout) if classifier else {}
+    head = (
+        dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout)
+        if classifier
+        else {}
+    )
     return Autoencoder(size, params.model.channels, latent or params.latent, in_channels, grid=params.model.grid,
-                       decoder_dropout=params.model.decoder_dropout, residual_levels=params.model.residual_levels,
-                       variational=params.model.variational, global_latent=params.model.global_latent, **head).to(device())
+                       attribute=params.model.attribute, decoder_dropout=params.model.decoder_dropout,
+                       residual_levels=params.model.residual_levels, **head).to(device())
 
 
 def batches(n: int, batch_size: int, generator=None):
@@ -271,11 +307,6 @@ def load_model(path) -> Autoencoder:
         config = dict(saved["config"])
         model = Reference(**config) if config.pop("architecture", None) == "reference" else Autoencoder(**config)
         model.load_state_dict(saved["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise broken(path, f"not a model of this code: {short_reason(e)}") from None
     return model.to(device()).eval()
-
-
-def reference_cells(size: int) -> int:
-    """Cells of the reference's latent grid: it halves the image four times, 4x4 at 64 px."""
-    return (size // 16) ** 2

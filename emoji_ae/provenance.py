@@ -36,7 +36,9 @@ def commit(writes: tuple[str, ...] = ()) -> str:
     `writes`: what the caller is writing, which DVC deletes before it runs a stage."""
     excluded = [f":(exclude){path}" for path in writes]
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
                                capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
@@ -96,7 +98,10 @@ def stale_lock(lock_path, dvc_yaml_path, params: dict) -> list[str]:
     lock, spec = (yaml.load(Path(p).read_text(), Loader=DvcYaml) for p in (lock_path, dvc_yaml_path))
     lines = []
     for stage, entry in sorted(lock.get("stages", {}).items()):
-        what, defined = f"{lock_path} ({stage})", spec["stages"].get(stage.split("@")[0])  # a matrix cell: its stage's name
+        what, defined = (
+            f"{lock_path} ({stage})",
+            spec["stages"].get(stage.split("@")[0]),
+        )  # a matrix cell: its stage's name
         if defined is None:
             lines.append(f"{what}: {dvc_yaml_path} has no such stage any more")
             continue
@@ -118,7 +123,11 @@ def code_of(stages: tuple[str, ...], dvc_yaml_path="dvc.yaml") -> dict:
     """{path: md5} of every file that the named stages of a dvc.yaml depend on, but data and models."""
     spec = yaml.safe_load(Path(dvc_yaml_path).read_text())["stages"]
     paths = {dep_path(d) for name in stages for d in spec[name].get("deps", [])}
-    return {path: md5(path) for path in sorted(paths) if Path(path).is_file() and not path.startswith(("data/", "models/", "reports/"))}
+    return {
+        path: md5(path)
+        for path in sorted(paths)
+        if Path(path).is_file() and not path.startswith(("data/", "models/", "reports/"))
+    }
 
 
 def made_with(stages: tuple[str, ...], params_path="params.yaml") -> dict:

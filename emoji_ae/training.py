@@ -1,31 +1,16 @@
 """The training loop and the per-batch augmentation it applies: pasting, mirroring, warping."""
 
 import math
-import random
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from emoji_ae.attributes import Teachers, label_matrix, vocabulary
 from emoji_ae.config import PipelineError
 from emoji_ae.metrics import evaluate
 from emoji_ae.model import batches, bf16_is_native
-
-
-def seed_everything(seed: int, threads: int) -> None:
-    """Same seed and thread count: the same numbers, bit for bit, on one CPU (and on x86_64
-    the kernel pins of emoji_ae/__init__.py keep data stages equal across CPUs)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    # Deterministic mode also fills every new tensor with NaN, in case an op reads memory it
-    # never wrote. None of ours does (the weights are the same bit for bit without it), and the
-    # fill shows up in `python -m emoji_ae.tools.profile_train`.
-    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def paste_patches(x: torch.Tensor, y: torch.Tensor, probability: float, generator) -> torch.Tensor:
@@ -96,26 +81,30 @@ class NoLog:
 
 def warn_if_bf16_is_emulated(cfg) -> None:
     if cfg.precision == "bf16" and not bf16_is_native():
-        print("warning: train.precision is bf16, but bfloat16 is emulated here (no AMX or AVX512_BF16, or the kernel "
-              "pins cap oneDNN at AVX2), so training runs many times slower than with fp32; see docs/reproducibility.md",
-              file=sys.stderr)
+        print(
+            "warning: train.precision is bf16, but bfloat16 is emulated here (no AMX or AVX512_BF16, or the kernel "
+            "pins cap oneDNN at AVX2), so training runs many times slower than with fp32; see docs/reproducibility.md",
+            file=sys.stderr,
+        )
 
 
-def fit(model, train, val, params, live=NoLog(), analogies=None, adversaries=None) -> None:
+def fit(model, train, val, params, live=NoLog(), analogies=None) -> None:
     """Train with AdamW and a one-cycle schedule as params' `train` says, seeded with `seed`;
     log train and val metrics per epoch to `live` (DVCLive in the pipeline).
 
     `train` and `val` are (images, labels) tensors held in memory: each step is pure PyTorch.
     A model with a classifier adds `aux.lambda` x cross-entropy to the loss; with `aux.ramp`
     that weight grows linearly from 0 over training, so the encoder first learns to reconstruct
-    and the classes are then separated within that code. With `train.analogy` and `analogies`
-    (drawings, TrainingAnalogies), each step also pays that weight x the MSE of decode(z(a) - z(b)
-    + z(c)) to d, on analogies drawn from the training families. With `adversaries`
-    (emoji_ae.critic), it also pays for the images their critics tell apart, and they learn each step.
+    and the classes are then separated within that code. With `analogies` (TrainingAnalogies), each
+    step draws `train.pairs` analogies from the training families: with `train.analogy` it pays that
+    weight x the MSE of decode(z(a) - z(b) + z(c)) to d, and params' `attribute` teachers
+    (emoji_ae/attributes.py) teach the attribute code on their drawings.
     """
     cfg = params.train
     (x, y), (vx, vy) = train, val
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    teachers = attribute_teachers(model, analogies, params)
+    trained = [*model.parameters(), *(teachers.heads.parameters() if teachers is not None and teachers.heads else [])]
+    optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = math.ceil(len(x) / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps)
     generator = torch.Generator().manual_seed(params.seed)
@@ -123,13 +112,10 @@ def fit(model, train, val, params, live=NoLog(), analogies=None, adversaries=Non
     progress = tqdm(range(1, cfg.epochs + 1), desc="train", unit="epoch")
     for epoch in progress:
         model.train()
-        sums = {"mse": 0.0, "ce": 0.0, "acc": 0.0, "analogy": 0.0, "composite": 0.0, "patch": 0.0}
+        sums = {}
         for index in batches(len(x), cfg.batch_size, generator):
-            step(model, optimizer, schedule, x[index], y[index], params, generator, sums, epoch, analogies, adversaries)
-        kept = ("mse", "ce", "acc") if model.classifier is not None else ("mse",)
-        kept += ("analogy",) if analogies is not None and params.train.analogy else ()
-        kept += tuple(adversaries.critics) if adversaries else ()
-        metrics = {f"train/{k}": v / len(x) for k, v in sums.items() if k in kept}
+            step(model, optimizer, schedule, x[index], y[index], params, generator, sums, epoch, analogies, teachers)
+        metrics = {f"train/{k}": v / len(x) for k, v in sums.items()}
         metrics.update({f"val/{k}": v for k, v in evaluate(model, vx, vy).items()})
         for name, value in metrics.items():
             live.log_metric(name, value)
@@ -137,76 +123,87 @@ def fit(model, train, val, params, live=NoLog(), analogies=None, adversaries=Non
         progress.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()})
 
 
-def draw_analogies(analogies, n: int, generator, dev) -> tuple[torch.Tensor, ...]:
-    """n training analogies' drawings a, b, c and d (a - b + c should give d)."""
-    images, found = analogies
-    return tuple(images[i].to(dev) for i in found.sample(n, generator).T)
+def attribute_teachers(model, analogies, params) -> Teachers | None:
+    """params' `attribute` teachers for this model on the training analogies' drawings; None when
+    there are no analogies or every weight is 0."""
+    cfg = params.attribute
+    if analogies is None or not any((cfg.classify, cfg.adversary, cfg.invariance, cfg.swap, cfg.reader)):
+        return None
+    attributes = vocabulary(analogies.keys, analogies.variants)
+    if not attributes:
+        return None
+    labels = label_matrix(analogies.keys, attributes, analogies.variants)
+    teachers = Teachers(
+        cfg, attributes, labels, model.latent_channels, model.attribute, analogies.images.shape[1], params.seed
+    )
+    return teachers.to(next(model.parameters()).device)
 
 
-@torch.no_grad()
-def analogy_loss(model, analogies, n: int, generator) -> torch.Tensor:
-    """MSE of decode(z(a) - z(b) + z(c)) to d over n analogies drawn from the training families,
-    with the model as it is (evaluation mode)."""
-    a, b, c, d = draw_analogies(analogies, n, generator, next(model.parameters()).device)
-    za, zb, zc = model.encode(torch.cat([a, b, c])).chunk(3)
-    return F.mse_loss(model.decode(za - zb + zc), d)
+def forward(
+    model, xb: torch.Tensor, quads: tuple | None, analogy: bool, swaps: bool
+) -> tuple[dict, torch.Tensor | None, torch.Tensor]:
+    """One pass of the encoder over the batch and the analogies' drawings (a, b, c, d), and one of
+    the decoder over all it draws: reconstructions, composites decode(z(a) - z(b) + z(c)) and swaps
+    (a's code on b's grid, d's code on c's grid). BatchNorm then normalises, and keeps the running
+    statistics of, one batch, as evaluation will see it. Returns {what: images}, the aux logits and
+    the analogy drawings' latents."""
+    z = model.encode(xb if quads is None else torch.cat([xb, *quads]))
+    own, drawn = z[: len(xb)], z[len(xb) :]
+    latents = {"recon": own}
+    if quads is not None:
+        za, zb, zc, zd = drawn.chunk(4)
+        if analogy:
+            latents["analogy"] = za - zb + zc
+        if swaps:
+            cut = model.attribute
+            latents["swap"] = torch.cat(
+                [torch.cat([za[:, :cut], zb[:, cut:]], 1), torch.cat([zd[:, :cut], zc[:, cut:]], 1)]
+            )
+    images = model.decode(torch.cat(list(latents.values()))).split([len(v) for v in latents.values()])
+    logits = model.classify(own) if model.classifier is not None else None
+    return dict(zip(latents, images)), logits, drawn
 
 
-def step(model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoch: int, analogies=None, adversaries=None) -> None:
-    """One optimiser step on a batch (and one of each critic); adds its summed MSE (and cross-entropy,
-    hits, analogy and critics' losses) to `sums`."""
+def step(
+    model, optimizer, schedule, xb, yb, params, generator, sums: dict, epoch: int, analogies=None, teachers=None
+) -> None:
+    """One optimiser step on a batch (and one of the teachers' own nets); adds each loss term, summed
+    over the batch, to `sums`."""
     cfg, dev = params.train, next(model.parameters()).device
     yb = yb.to(dev)
     xb = augment_batch(xb.to(dev), yb, cfg, generator)
-    # Analogies ride in the batch's own forward pass (Autoencoder.forward): latent arithmetic is
-    # trained, not hoped for.
-    analogy = draw_analogies(analogies, max(1, len(xb) // 2), generator, dev) if analogies is not None and cfg.analogy else None
+    index = analogies.sample(cfg.pairs, generator) if analogies is not None and (cfg.analogy or teachers) else None
+    quads = None if index is None else tuple(analogies.images[i].to(dev) for i in index.T)
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-        recon, logits, *composites = model(xb, analogy[:3]) if analogy else model(xb)
-    mse = F.mse_loss(recon.float(), xb)
-    loss = mse
-    if model.classifier is not None:  # the one-cycle schedule counts the steps taken, which the ramp reads
-        ce = F.cross_entropy(logits.float(), yb)
-        ramp = schedule.last_epoch / schedule.total_steps if params.aux.ramp else 1.0
-        loss = mse + params.aux.lambda_ * ramp * ce
-        sums["ce"] += ce.item() * len(xb)
-        sums["acc"] += (logits.argmax(1) == yb).sum().item()
-    if getattr(model, "variational", 0):
-        loss = loss + model.variational * model.kl
-    if analogy:
-        arithmetic = F.mse_loss(composites[0].float(), analogy[3])
-        loss = loss + cfg.analogy * arithmetic
-        sums["analogy"] += arithmetic.item() * len(xb)
-    if adversaries:
-        for name, fooled in adversaries.autoencoder_loss(recon.float(), composites[0].float() if analogy else None).items():
-            loss = loss + fooled
-            sums[name] += fooled.item() * len(xb)
+        decoded, logits, drawn = forward(model, xb, quads, bool(cfg.analogy), teachers is not None and teachers.swaps)
+        terms = {"mse": F.mse_loss(decoded["recon"].float(), xb)}
+        loss = terms["mse"]
+        if logits is not None:  # the one-cycle schedule counts the steps taken, which the ramp reads
+            terms["ce"] = F.cross_entropy(logits.float(), yb)
+            ramp = schedule.last_epoch / schedule.total_steps if params.aux.ramp else 1.0
+            loss = loss + params.aux.lambda_ * ramp * terms["ce"]
+            sums["acc"] = sums.get("acc", 0.0) + (logits.argmax(1) == yb).sum().item()
+        if "analogy" in decoded:
+            terms["analogy"] = F.mse_loss(decoded["analogy"].float(), quads[3])
+            loss = loss + cfg.analogy * terms["analogy"]
+        if teachers is not None:
+            labels = teachers.labels[index.T.flatten()].to(dev)
+            taught = teachers.losses(model, drawn, labels, decoded, quads)
+            loss = loss + sum(taught.values())
+            terms.update(taught)
     if not torch.isfinite(loss):
-        raise PipelineError(f"the training loss became {loss.item()} in epoch {epoch}: lower train.lr "
-                            f"(now {cfg.lr}) or check the data; no model was written")
+        raise PipelineError(
+            f"the training loss became {loss.item()} in epoch {epoch}: lower train.lr "
+            f"(now {cfg.lr}) or check the data; no model was written"
+        )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     schedule.step()
-    if adversaries:
-        adversaries.update(xb, recon, composites[0] if analogy else None)
-    sums["mse"] += mse.item() * len(xb)
-
-
-def fit_reference(model, x: torch.Tensor, cfg, seed: int) -> None:
-    """The reference's published training: Adam on MSE, its own learning rate, weight decay and
-    batch size, `cfg.epochs` epochs, no augmentation beyond the augment stage's copies."""
-    dev = next(model.parameters()).device
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in tqdm(range(cfg.epochs), desc="reference", unit="epoch"):
-        model.train()
-        for index in batches(len(x), cfg.batch_size, generator):
-            xb = x[index].to(dev)
-            loss = F.mse_loss(model(xb)[0], xb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    if teachers is not None:
+        teachers.update(model.split(drawn)[1], torch.cat(quads), labels)
+    for name, value in terms.items():
+        sums[name] = sums.get(name, 0.0) + value.item() * len(xb)
 
 
 def pretrain(model, extra: tuple, train: tuple, val: tuple, params, live=NoLog(), analogies=None) -> None:

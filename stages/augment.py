@@ -54,7 +54,9 @@ def augment_split(images: torch.Tensor, target: int, aug, seed: int) -> torch.Te
     return torch.cat([images, torch.stack(copies)]) if copies else images
 
 
-def adversarial(copies: torch.Tensor, originals: torch.Tensor, share: float, epsilon: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def adversarial(
+    copies: torch.Tensor, originals: torch.Tensor, share: float, epsilon: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded `share` of the copies perturbed against an autoencoder: a small one (PROXY) trained
     on the split's originals, whose reconstruction error projected gradient ascent raises within
     +/- epsilon per pixel. Stored as 8-bit images like the other copies; which are adversarial
@@ -62,7 +64,9 @@ def adversarial(copies: torch.Tensor, originals: torch.Tensor, share: float, eps
     generator = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(len(copies), generator=generator)[: round(share * len(copies))]
     torch.manual_seed(seed)
-    proxy = Autoencoder(copies.shape[-1], PROXY["channels"], PROXY["latent"], copies.shape[1])
+    proxy = Autoencoder(
+        copies.shape[-1], PROXY["channels"], PROXY["latent"], copies.shape[1], grid=copies.shape[-1] // 8
+    )
     x = originals.float() / 255
     optimizer = torch.optim.Adam(proxy.parameters(), lr=PROXY["lr"])
     for _ in range(PROXY["epochs"]):
@@ -93,7 +97,9 @@ def expand(split: str, frame: pd.DataFrame, aug, seed: int) -> tuple[torch.Tenso
     expanded = augment_split(originals, target, aug, seed)
     attacked = torch.zeros(target, dtype=torch.bool)
     if split == "train" and aug.adversarial and target > len(frame):
-        expanded[len(frame):], attacked[len(frame):] = adversarial(expanded[len(frame):], originals, aug.adversarial, aug.epsilon, seed)
+        expanded[len(frame) :], attacked[len(frame) :] = adversarial(
+            expanded[len(frame) :], originals, aug.adversarial, aug.epsilon, seed
+        )
     meta = frame.drop(columns="image").iloc[np.arange(target) % len(frame)]
     return expanded, pd.DataFrame(meta.assign(augmented=np.arange(target) >= len(frame), adversarial=attacked.numpy()))
 

@@ -17,15 +17,30 @@ import torch
 from emoji_ae.config import load_params, run_stage
 from emoji_ae.data import SPLITS, split_images
 from emoji_ae.files import atomic_path, read_json, read_split, write_json, write_text
+from emoji_ae.markdown import judge_table, render
 from emoji_ae.model import encode_all, load_model
-from emoji_ae.paths import EXTRA, EXTRA_SUMMARY, FIGURES, MODEL_NAMES, PREPARED, SUMMARY, latents_file, model_file, release, split_file
+from emoji_ae.paths import (
+    EXTRA,
+    EXTRA_SUMMARY,
+    FIGURES,
+    MODEL_NAMES,
+    PREPARED,
+    SUMMARY,
+    latents_file,
+    model_file,
+    release,
+    split_file,
+)
 
 LICENCES = {
     "openmoji": "[OpenMoji](https://openmoji.org), [CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/)",
     "twemoji": "[Twemoji](https://github.com/twitter/twemoji) by Twitter, Inc and other contributors, "
                "[CC-BY 4.0](https://creativecommons.org/licenses/by/4.0/)",
 }
-DESCRIPTION = {"ae": "the convolutional autoencoder", "aux": "the convolutional autoencoder trained with an auxiliary classifier on its latent"}
+DESCRIPTION = {
+    "ae": "the convolutional autoencoder",
+    "aux": "the convolutional autoencoder trained with an auxiliary classifier on its latent",
+}
 
 
 def emoji_table(sources: list[str]) -> pd.DataFrame:
@@ -34,11 +49,16 @@ def emoji_table(sources: list[str]) -> pd.DataFrame:
     that several sets draw is plain for the first set in `sources` and 'set: name' for the others."""
     frames = [read_split(split_file(PREPARED, split)).assign(split=split) for split in SPLITS]
     pretrain = read_split(EXTRA / "pretrain.parquet", empty_ok=True)
-    frames += [pretrain[~pretrain["augmented"]].assign(split="train"),
-               read_split(EXTRA / "styles.parquet", empty_ok=True), read_split(EXTRA / "held_out.parquet", empty_ok=True)]
+    frames += [
+        pretrain[~pretrain["augmented"]].assign(split="train"),
+        read_split(EXTRA / "styles.parquet", empty_ok=True),
+        read_split(EXTRA / "held_out.parquet", empty_ok=True),
+    ]
     frame = pd.concat([f for f in frames if len(f)], ignore_index=True).drop_duplicates(["source", "text"])
     rank = {source: i for i, source in enumerate(sources)}
-    frame = frame.assign(rank=frame["source"].map(lambda s: rank.get(s, len(rank)))).sort_values(["rank", "split", "text"], kind="stable")
+    frame = frame.assign(rank=frame["source"].map(lambda s: rank.get(s, len(rank)))).sort_values(
+        ["rank", "split", "text"], kind="stable"
+    )
     second = frame["text"].duplicated()
     frame["text"] = frame["text"].where(~second, frame["source"] + ": " + frame["text"])
     return frame[["image", "text", "source", "split", "class_name"]].reset_index(drop=True)
@@ -67,100 +87,61 @@ def licence(seen: list[str]) -> str:
 
 
 def settings_of(params) -> dict:
-    """What a package keeps of the run's params: concepts, example recipes and latent refinement."""
+    """What a package keeps of the run's params: concepts, example recipes, latent refinement and
+    the variant patterns."""
     compose = params.compose
     return {"concepts": {k: list(v) for k, v in compose.concepts.items()}, "recipes": list(compose.recipes),
-            "slerp": list(compose.slerp), "refine": {"steps": params.refine.steps, "lr": params.refine.lr}}
-
-
-def data_section(params, summary: dict, extra: dict, seen: list[str]) -> str:
-    data = params.data
-    share_alike = ("Images derived from CC BY-SA artwork, the composites and reconstructions this model makes among them, "
-                   "are shared under CC BY-SA 4.0.") if "openmoji" in seen else ""
-    per_split = summary["emoji_per_split"]
-    return f"""## Training data
-
-- Emoji whose names have every word of {list(data.include)} and none of {list(data.exclude)}: {summary['images']} images of
-  {summary['emoji']} emoji from {', '.join(f'`{s}`' for s in data.sources)}, split {data.split.train:.0%}/{data.split.val:.0%}/{data.split.test:.0%} by emoji
-  ({per_split['train']} train, {per_split['val']} validation, {per_split['test']} test), seed {params.seed}.
-- Augmented to {params.augment.targets.train} training images; pretrained for {params.pretrain.epochs} epochs on {extra.get('pretrain_images', 0)} images of other emoji
-  (never a validation or test emoji), then trained for {params.train.epochs} epochs.
-
-Artwork it learned from: {'; '.join(LICENCES.get(s, f"`{s}`, a source of your own: its licence is yours to state") for s in seen)}.
-{share_alike}
-"""
-
-
-def metrics_section(name: str, metrics: dict) -> str:
-    m, ref = metrics[name], metrics["reference"]
-    held_out = metrics["compose"][name]["test"]["family_mean"]
-    judged = metrics["compose"][name]["test"].get("judge", {}).get("all", {})
-    accuracy = f"\n| test accuracy of the classifier | {m['test_accuracy']:.1%} |" if "test_accuracy" in m else ""
-    picture = "".join(f"\n| held-out analogies: {label}, composite / pixel arithmetic / reconstruction | "
-                      + " / ".join(format(judged[image][key], fmt) for image in ("composite", "pixel", "reconstruction")) + " |"
-                      for label, key, fmt in (("true emoji is the nearest drawing (top-1)", "top1", ".0%"),
-                                              ("true emoji among the 5 nearest drawings", "top5", ".0%"), ("SSIM to the true emoji", "ssim", ".2f"))
-                      ) if judged.get("n") else ""
-    return f"""## Metrics of this run (test split, pixels in [0, 1])
-
-| metric | value |
-|---|---|
-| MSE, one encoder pass | {m['test_mse_one_pass']:.4f} ({m['one_pass_vs_reference']:.2f} x the reference architecture's {ref['test_mse_one_pass']:.4f}) |
-| MSE, refined latent | {m['test_mse']:.4f} |
-| SSIM, one pass / refined | {m['test_ssim_one_pass']:.3f} / {m['test_ssim']:.3f} |{accuracy}{picture}
-| held-out analogies (name, skin tone and gender, style): composite MSE beats pixel arithmetic's | {held_out['beats_pixel']:.0%} of {held_out['n']} |
-| held-out analogies: composite MSE / pixel arithmetic's | {held_out['vs_pixel']:.2f} |
-"""
-
-
-def usage_section(params, summary: dict, emoji: pd.DataFrame) -> str:
-    compose, data = params.compose, params.data
-    return f"""## How to use it
-
-```bash
-pip install -e .    # in a clone of the project: installs the `emoji-ae` command
-emoji-ae compose "{compose.recipes[0] if compose.recipes else 'grinning face'}" --model <this folder> -o out.png
-emoji-ae reconstruct my_drawing.png --model <this folder> -o recon.png
-emoji-ae interpolate "{compose.slerp[0]}" "{compose.slerp[1]}" --steps 7 --model <this folder> -o path.png
-emoji-ae names hand --model <this folder>   # every name a recipe may use
-emoji-ae app --model <this folder>          # the same on a local web page
-```
-
-In Python: `emoji_ae.model.load_model("model.pt")` rebuilds the model (`encode`, `decode`);
-`emoji_ae.app.workbench.Workbench("<this folder>")` composes, reconstructs and interpolates.
-
-## Files
-
-- `model.pt`: weights and the config that rebuilds the model (loaded with `weights_only=True`).
-- `latents.pt`: the latent of every image of every augmented split, with its text and label.
-- `emoji.parquet`: the {len(emoji)} drawings the model learned from or was scored on ({', '.join(f'{n} {s}' for s, n in emoji['source'].value_counts().items())}),
-  each with its latent and the name a recipe uses ("set: name" for a second set's drawing of a name).
-- `settings.json`: the run's concepts ({', '.join(compose.concepts) or 'none'}), recipes and latent refinement.
-
-## Limitations
-
-Trained on {summary['emoji']} emoji of one kind ({', '.join(data.include) or 'all'}): other images are reconstructed less
-well, and latent arithmetic on a fine spatial grid mixes pixels more than it moves attributes
-(the held-out analogy figures above).
-"""
+            "slerp": list(compose.slerp), "refine": {"steps": params.refine.steps, "lr": params.refine.lr},
+            "variants": list(params.data.variants)}  # the skin tone and gender patterns: the attributes the page sets
 
 
 def card(name: str, params, metrics: dict, summary: dict, extra: dict, emoji: pd.DataFrame, n_params: int) -> str:
-    seen = artwork(params, extra)
-    return f"""---
-license: {licence(seen)}
-library_name: pytorch
-tags: [autoencoder, emoji, dvc]
----
-
-# emoji-{name}: {DESCRIPTION[name]}
-
-A DCGAN-style convolutional autoencoder for {params.data.size}x{params.data.size} emoji with a latent of {params.latent} values
-({n_params:,} parameters), written by `dvc repro` (stage `card`) from this run's outputs.
-
-{data_section(params, summary, extra, seen)}
-{metrics_section(name, metrics)}
-{usage_section(params, summary, emoji)}"""
+    """The model card: emoji_ae/templates/card.md.j2 with this run's figures."""
+    seen, data, compose = artwork(params, extra), params.data, params.compose
+    per_split = summary["emoji_per_split"]
+    context = {
+        "name": name,
+        "description": DESCRIPTION[name],
+        "license": licence(seen),
+        "size": data.size,
+        "latent": params.latent,
+        "attribute": params.model.attribute,
+        "grid": params.model.grid,
+        "n_params": n_params,
+        "include": list(data.include),
+        "exclude": list(data.exclude),
+        "images": summary["images"],
+        "emoji": summary["emoji"],
+        "sources": ", ".join(f"`{s}`" for s in data.sources),
+        "seed": params.seed,
+        "split": f"{data.split.train:.0%}/{data.split.val:.0%}/{data.split.test:.0%}",
+        "per_split": f"{per_split['train']} train, {per_split['val']} validation, {per_split['test']} test",
+        "train_images": params.augment.targets.train,
+        "pretrain_epochs": params.pretrain.epochs,
+        "pretrain_images": extra.get("pretrain_images", 0),
+        "epochs": params.train.epochs,
+        "artwork": "; ".join(
+            LICENCES.get(s, f"`{s}`, a source of your own: its licence is yours to state") for s in seen
+        ),
+        "share_alike": (
+            "Images derived from CC BY-SA artwork, the composites and reconstructions this model makes among them, "
+            "are shared under CC BY-SA 4.0."
+        )
+        if "openmoji" in seen
+        else "",
+        "m": metrics[name],
+        "reference_mse": metrics["reference"]["test_mse_one_pass"],
+        "accuracy": metrics[name].get("test_accuracy"),
+        "judge": judge_table(metrics, name),
+        "recipe": compose.recipes[0] if compose.recipes else "grinning face",
+        "slerp": list(compose.slerp),
+        "attribute_example": "dark skin tone",
+        "n_drawings": len(emoji),
+        "drawings_by_source": ", ".join(f"{n} {s}" for s, n in emoji["source"].value_counts().items()),
+        "concepts": ", ".join(compose.concepts) or "none",
+        "kind": ", ".join(data.include) or "all",
+    }
+    return render("card.md.j2", context)
 
 
 def main():
@@ -178,8 +159,11 @@ def main():
         write_json(folder / "settings.json", settings_of(params))
         n_params = sum(p.numel() for p in model.parameters())
         write_text(folder / "README.md", card(name, params, metrics, summary, extra, emoji, n_params))
-    print(f"card: models/release/{{{','.join(MODEL_NAMES)}}} with {len(emoji)} drawings of {emoji['text'].str.split(': ').str[-1].nunique()} "
-          "emoji and their model cards")
+    print(
+        f"card: models/release/{{{','.join(MODEL_NAMES)}}} with {len(emoji)} drawings of "
+        f"{emoji['text'].str.split(': ').str[-1].nunique()} "
+        "emoji and their model cards"
+    )
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Test MSE is the mean over images and pixels (values in [0, 1]) of the reconstruction from the
 refined latent (params' `refine`; the encoder-only figure is kept beside it); PSNR is the mean
-over images of 10 * log10(1 / MSE). Writes reports/metrics.json (every figure, with the compose
-scores under `compose`), reports/headline.json (the few that DVC shows as metrics) and reports/evaluate/ (reconstructions, confusion matrix,
-learning curves). The report stage turns them into reports/report.md.
+over images of 10 * log10(1 / MSE). Writes reports/evaluate/metrics.json (every figure, with the
+compose scores under `compose`), reports/headline.json (the few that DVC shows as metrics) and
+reports/evaluate/ (reconstructions, confusion matrix, learning curves). The report stage turns them
+into reports/report.md.
 """
 
 import numpy as np
@@ -15,14 +16,30 @@ from emoji_ae.config import load_params, run_stage
 from emoji_ae.data import split_tensors
 from emoji_ae.figures import save_curves, save_grid
 from emoji_ae.files import missing, read_json, read_split, read_tsv, write_json
-from emoji_ae.metrics import confusion_records, evaluate, headline, reconstruction_scores
+from emoji_ae.metrics import confusion_records, evaluate, reconstruction_scores
 from emoji_ae.model import class_probabilities, load_model
-from emoji_ae.paths import AUGMENTED, COMPOSE, EVALUATE, FIGURES, HEADLINE, MODEL_NAMES, model_file, split_file, train_reports
+from emoji_ae.paths import (
+    AUGMENTED,
+    COMPOSE,
+    EVALUATE,
+    FIGURES,
+    HEADLINE,
+    MODEL_NAMES,
+    model_file,
+    split_file,
+    train_reports,
+)
+from emoji_ae.results import headline
 
-CURVES = {"ae": ("train/mse", "val/mse"), "aux": ("train/mse", "val/mse", "train/acc", "val/acc")}  # what the figure draws
+CURVES = {
+    "ae": ("train/mse", "val/mse"),
+    "aux": ("train/mse", "val/mse", "train/acc", "val/acc"),
+}  # what the figure draws
 
 
-def score(model, x, labels: np.ndarray, class_names: list[str], refine, val: torch.Tensor) -> tuple[dict, dict, np.ndarray | None]:
+def score(
+    model, x, labels: np.ndarray, class_names: list[str], refine, val: torch.Tensor
+) -> tuple[dict, dict, np.ndarray | None]:
     """Test metrics of one model (the headline MSE decodes the refined latent; the encoder's
     single pass is kept beside it), its one-pass validation MSE, and the classifier's accuracy."""
     metrics, recon, per_image = reconstruction_scores(model, x, refine)
@@ -49,12 +66,21 @@ def draw_reconstructions(test: pd.DataFrame, x: torch.Tensor, recons: dict, metr
     the first unaugmented test images."""
     shown = np.flatnonzero(~test["augmented"].to_numpy())[:10]
     rows, titles = [[x[i] for i in shown]], ["original"]
-    for name, how, key in (("ae", "refined", "test_mse"), ("ae", "one pass", "test_mse_one_pass"), ("aux", "refined", "test_mse"),
-                           ("reference", "one pass", "test_mse_one_pass")):
+    for name, how, key in (
+        ("ae", "refined", "test_mse"),
+        ("ae", "one pass", "test_mse_one_pass"),
+        ("aux", "refined", "test_mse"),
+        ("reference", "one pass", "test_mse_one_pass"),
+    ):
         rows.append([recons[name][how][i] for i in shown])
         titles.append(f"{name}, {how} ({metrics[name][key]:.4f})")
-    save_grid(EVALUATE / "reconstructions.png", rows, row_titles=titles, col_titles=[test["text"].iloc[i] for i in shown],
-              title="Test images and their reconstructions (test MSE)")
+    save_grid(
+        EVALUATE / "reconstructions.png",
+        rows,
+        row_titles=titles,
+        col_titles=[test["text"].iloc[i] for i in shown],
+        title="Test images and their reconstructions (test MSE)",
+    )
 
 
 def draw_learning_curves(curves: dict) -> None:
@@ -86,11 +112,15 @@ def main():
     metrics["reference"], recons["reference"], _ = reconstruction_scores(reference, x, params.refine)
     metrics["reference"]["val_mse_one_pass"] = evaluate(reference, val)["mse"]
     for name in MODEL_NAMES:  # the reconstruction target: ours, one pass, against the reference's, one pass
-        metrics[name]["one_pass_vs_reference"] = metrics[name]["test_mse_one_pass"] / metrics["reference"]["test_mse_one_pass"]
+        metrics[name]["one_pass_vs_reference"] = (
+            metrics[name]["test_mse_one_pass"] / metrics["reference"]["test_mse_one_pass"]
+        )
     metrics["compose"] = compose
     write_json(FIGURES, metrics)
     write_json(HEADLINE, headline(metrics))
-    write_json(EVALUATE / "confusion.json", confusion_records(labels, predictions["aux"], test["text"], class_names), indent=1)
+    write_json(
+        EVALUATE / "confusion.json", confusion_records(labels, predictions["aux"], test["text"], class_names), indent=1
+    )
     draw_reconstructions(test, x, recons, metrics)
     draw_learning_curves(curves)
     print(f"evaluate: ae test mse {metrics['ae']['test_mse']:.4f} psnr {metrics['ae']['test_psnr']:.2f}; "

@@ -55,7 +55,9 @@ def drawn(bases: dict, variants, seed: int, share: float):
     return lambda text: (base := base_emoji(text, variants)) in bases or seeded_draw(f"{seed}:share:{base}") < share
 
 
-def sort_glyphs(records: list[dict], data, splits: dict, prepared: set, seed: int, shares) -> tuple[list, list, list, dict]:
+def sort_glyphs(
+    records: list[dict], data, splits: dict, prepared: set, seed: int, shares
+) -> tuple[list, list, list, dict]:
     """Each glyph goes to pretraining, to the style set (an emoji of the subset, by name), to the
     held-out set (a held-out base beyond the subset), or is left out, with the reason counted."""
     names = {text for _, text in prepared}
@@ -63,8 +65,10 @@ def sort_glyphs(records: list[dict], data, splits: dict, prepared: set, seed: in
     for record in records:
         base = base_emoji(record["text"], data.variants)
         split = splits.get(base)
-        account = counts.setdefault(record["source"], {"glyphs": 0, "pretrain": 0, "styles": 0, "validation or test emoji": 0,
-                                                        "subset record": 0, "held out": 0})
+        account = counts.setdefault(
+            record["source"],
+            {"glyphs": 0, "pretrain": 0, "styles": 0, "validation or test emoji": 0, "subset record": 0, "held out": 0},
+        )
         account["glyphs"] += 1
         if (record["source"], record["text"]) in prepared:
             account["subset record"] += 1  # the subset's own drawing: already in its split
@@ -84,7 +88,9 @@ def sort_glyphs(records: list[dict], data, splits: dict, prepared: set, seed: in
     return pretrain, styles, held_out, counts
 
 
-def table(records: list[dict], size: int, rgba: bool, mirror: bool, split: bool = False) -> tuple[list[bytes], pd.DataFrame]:
+def table(
+    records: list[dict], size: int, rgba: bool, mirror: bool, split: bool = False
+) -> tuple[list[bytes], pd.DataFrame]:
     """PNG bytes and metadata in the split layout, each record's mirror image after it when asked;
     with `split`, the split each record is in. Every column even with no records."""
     images, rows = [], []
@@ -92,8 +98,17 @@ def table(records: list[dict], size: int, rgba: bool, mirror: bool, split: bool 
         square = to_square(record["image"], size, rgba)
         for flipped in (False, True) if mirror else (False,):
             images.append(png_bytes(ImageOps.mirror(square) if flipped else square))
-            rows.append({"text": record["text"], "base": record["base"], "source": record["source"], "label": -1,
-                         "class_name": "", "augmented": flipped, **({"split": record["split"]} if split else {})})
+            rows.append(
+                {
+                    "text": record["text"],
+                    "base": record["base"],
+                    "source": record["source"],
+                    "label": -1,
+                    "class_name": "",
+                    "augmented": flipped,
+                    **({"split": record["split"]} if split else {}),
+                }
+            )
     columns = ["text", "base", "source", "label", "class_name", "augmented"] + (["split"] if split else [])
     return images, pd.DataFrame(rows, columns=columns)
 
@@ -115,10 +130,18 @@ def main():
     write_split(EXTRA / "styles.parquet", images, frame)
     images, frame = table(held_out, data.size, data.rgba, mirror=False, split=True)
     write_split(EXTRA / "held_out.parquet", images, frame)
-    write_json(EXTRA_SUMMARY, {"sources": {intake.source: intake.summary() for intake in intakes}, "glyphs": counts,
-                               "pretrain_images": len(learn),
-                               "style_images": {split: int(np.sum([r["split"] == split for r in styles])) for split in SPLITS},
-                               "held_out_images": {split: int(np.sum([r["split"] == split for r in held_out])) for split in ("val", "test")}})
+    write_json(
+        EXTRA_SUMMARY,
+        {
+            "sources": {intake.source: intake.summary() for intake in intakes},
+            "glyphs": counts,
+            "pretrain_images": len(learn),
+            "style_images": {split: int(np.sum([r["split"] == split for r in styles])) for split in SPLITS},
+            "held_out_images": {
+                split: int(np.sum([r["split"] == split for r in held_out])) for split in ("val", "test")
+            },
+        },
+    )
     print(f"extra: {len(pretrain)} glyphs to learn from ({'with' if cfg.mirror else 'without'} mirror images), "
           f"{len(styles)} drawings of the subset's emoji in other styles, {len(held_out)} held out; "
           + "; ".join(f"{source}: {c}" for source, c in counts.items()))

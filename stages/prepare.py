@@ -39,8 +39,10 @@ def check_every_class_in_every_split(frame: pd.DataFrame, parts: dict, names: li
         if missing:
             per_class = frame.groupby("class_name")["base"].nunique().to_dict()
             raise PipelineError(
-                f"class {', '.join(names[k] for k in missing)} has no emoji in the {split} split (emoji per class: {per_class}): "
-                "change data.classes or the subset so that every class has at least 5 emoji")
+                f"class {', '.join(names[k] for k in missing)} has no emoji in the {split} split (emoji per class: "
+                f"{per_class}): "
+                "change data.classes or the subset so that every class has at least 5 emoji"
+            )
 
 
 def summarise(intakes, frame: pd.DataFrame, parts: dict, names: list[str]) -> dict:
@@ -63,7 +65,9 @@ def draw_samples(frame: pd.DataFrame, images: list[bytes], names: list[str], sou
         members = np.flatnonzero(frame["label"].to_numpy() == k)[:8]
         rows.append([decode_png(images[i]) for i in members])
         titles.append(f"{name} ({len(np.flatnonzero(frame['label'].to_numpy() == k))})")
-    save_grid(PREPARE_SAMPLES, rows, row_titles=titles, title=f"Samples of {len(frame)} emoji from {', '.join(sources)}")
+    save_grid(
+        PREPARE_SAMPLES, rows, row_titles=titles, title=f"Samples of {len(frame)} emoji from {', '.join(sources)}"
+    )
 
 
 def main():
@@ -73,8 +77,10 @@ def main():
     records = [record for intake in intakes for record in intake.records]
     accounts = "; ".join(f"{i.source}: {i.summary()}" for i in intakes)
     if not records:
-        raise PipelineError(f"no usable image in {', '.join(data.sources)} has all of the words {data.include} and none of "
-                            f"{data.exclude} ({accounts}): widen data.include / data.exclude or check the source")
+        raise PipelineError(
+            f"no usable image in {', '.join(data.sources)} has all of the words {data.include} and none of "
+            f"{data.exclude} ({accounts}): widen data.include / data.exclude or check the source"
+        )
 
     frame = records_table(records, data)
     names = [rule.name for rule in data.classes]

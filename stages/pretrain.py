@@ -2,7 +2,7 @@
 
 Trains the model that params.yaml describes (no classifier) on data/extra/pretrain.parquet (other
 emoji, never a validation or test emoji nor a variant of one) together with the augmented train
-split, for `pretrain.epochs` epochs (with `pretrain.analogy`, also on analogies among them);
+split, for `pretrain.epochs` epochs (with `pretrain.analogy` and params' `attribute`, also on analogies among them);
 train_ae and train_aux then start from these weights. With
 `pretrain.epochs: 0` it writes the seeded initial weights, so both train from scratch. DVC caches
 it as its own stage: a change to the training stages' params does not re-run it.
@@ -17,9 +17,9 @@ from emoji_ae.config import load_params, run_stage
 from emoji_ae.data import images_and_labels
 from emoji_ae.files import read_split
 from emoji_ae.metrics import evaluate
-from emoji_ae.model import build_autoencoder, save_model
+from emoji_ae.model import build_autoencoder, save_model, seed_everything
 from emoji_ae.paths import AUGMENTED, EXTRA, PRETRAIN, model_file, split_file
-from emoji_ae.training import pretrain, seed_everything
+from emoji_ae.training import pretrain
 
 
 def main():
@@ -30,7 +30,7 @@ def main():
     val = images_and_labels(read_split(split_file(AUGMENTED, "val")))
     model = build_autoencoder(params, train.shape[-1], train.shape[1], classifier=False)
     with Live(dir=str(PRETRAIN), dvcyaml=False, save_dvc_exp=False) as live:
-        analogies = training_analogies(frames, params.data.variants) if params.pretrain.analogy else None
+        analogies = training_analogies(frames, params.data.variants)
         pretrain(model, (extra, labels_extra), (train, labels_train), val, params, live, analogies)
         if not params.pretrain.epochs:  # the untrained start's error: the stage's curves exist, one point long
             live.log_metric("val/mse", evaluate(model, val[0])["mse"])

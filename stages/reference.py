@@ -10,9 +10,9 @@ import torch
 from emoji_ae.config import load_params, run_stage
 from emoji_ae.data import split_tensors
 from emoji_ae.files import read_split
-from emoji_ae.model import Reference, device, save_model
+from emoji_ae.model import Reference, device, save_model, seed_everything
 from emoji_ae.paths import AUGMENTED, model_file, split_file
-from emoji_ae.training import fit_reference, seed_everything
+from emoji_ae.reference import fit_reference
 
 
 def main():

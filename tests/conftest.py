@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
 from types import SimpleNamespace
 
 # The reproduction trains beside the other tests (pytest_collection_finish below). OpenMP threads
@@ -56,7 +55,11 @@ def emoji_png(index: int, size: int = 72) -> bytes:
 def encoded(mode: str, index: int = 0, size: int = 40, blank: bool = False) -> bytes:
     """emoji_png's drawing in another image mode, saved in a format that keeps the mode (PNG, else
     TIFF): what other vendors' sets and users' own drawings bring."""
-    image = Image.new("RGBA", (size, size), (0, 0, 0, 0)) if blank else Image.open(io.BytesIO(emoji_png(index))).resize((size, size))
+    image = (
+        Image.new("RGBA", (size, size), (0, 0, 0, 0))
+        if blank
+        else Image.open(io.BytesIO(emoji_png(index))).resize((size, size))
+    )
     if mode == "I;16":  # 16-bit greyscale, as a 16-bit PNG holds it
         image = Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257)
     else:
@@ -69,7 +72,9 @@ def encoded(mode: str, index: int = 0, size: int = 40, blank: bool = False) -> b
 def write_valhalla_parquet(path: Path, names=NAMES, corrupt: int = 0) -> Path:
     """A parquet file with valhalla/emoji-dataset's schema: image = {bytes, path}, text."""
     rows = [{"image": {"bytes": emoji_png(i), "path": f"{i}.png"}, "text": name} for i, name in enumerate(names)]
-    rows += [{"image": {"bytes": b"not a png", "path": f"bad{i}.png"}, "text": f"broken face {i}"} for i in range(corrupt)]
+    rows += [
+        {"image": {"bytes": b"not a png", "path": f"bad{i}.png"}, "text": f"broken face {i}"} for i in range(corrupt)
+    ]
     pd.DataFrame(rows).to_parquet(path, index=False)
     return path
 
@@ -86,10 +91,10 @@ def default_params() -> dict:
 def tiny_params(**data_overrides) -> dict:
     """Defaults shrunk to seconds: 16 px, two stride-2 blocks, a few epochs, a share of the other emoji."""
     params = default_params()
-    params["latent"] = 16
+    params["latent"] = 32
     params["data"].update(size=16, **data_overrides)
     params["augment"]["targets"] = {"train": 100, "val": 40, "test": 40}
-    params["model"].update(channels=[8, 16], grid=2)
+    params["model"].update(channels=[8, 16], grid=2, attribute=16)  # 16 + 2x2x4
     params["extra"]["share"] = 0.2  # a fifth of the other emoji: every kind of analogy family, in a quarter of the time
     params["pretrain"]["epochs"] = 1
     params["train"].update(epochs=2, batch_size=16)
@@ -101,10 +106,12 @@ def tiny_params(**data_overrides) -> dict:
 def synthetic_params(source) -> dict:
     """Tiny params for a parquet of NAMES: two classes (it has no person or object) and
     recipes that use its names."""
-    classes = [{"name": "animal", "words": ["cat", "dog", "tiger", "monkey", "fox", "pig"]}, {"name": "face", "words": []}]
+    classes = [
+        {"name": "animal", "words": ["cat", "dog", "tiger", "monkey", "fox", "pig"]},
+        {"name": "face", "words": []},
+    ]
     params = tiny_params(source=str(source), classes=classes)
     params["compose"] = {
-        "project": {"steps": 0, "lr": 0.05},
         "concepts": {"cat": ["crying cat face", "weary cat face"], "human": ["crying face", "weary face"]},
         "recipes": ["crying cat face - crying face + pouting face", "grinning face + cat - human"],
         "strip": {"base": "grinning face", "attribute": "cat - human", "alphas": [0, 1]},
@@ -155,7 +162,9 @@ def emoji_ae(*args, cwd) -> subprocess.CompletedProcess:
 
 
 def dvc(repo: Path, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=venv_env(), capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=repo, env=venv_env(), capture_output=True, text=True
+    )
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -173,7 +182,9 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     write_params(repo, tiny_params())
     dvc(repo, "repro")
     dvc(repo, "repro", "benchmark/dvc.yaml")  # as in this repo, whose benchmark results are committed
-    dvc(repo, "repro", "--force", "--single-item", "report")  # the report names that benchmark, as docs/benchmark.md says
+    dvc(
+        repo, "repro", "--force", "--single-item", "report"
+    )  # the report names that benchmark, as docs/benchmark.md says
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "tiny params, reproduced")
     return repo
@@ -183,7 +194,12 @@ def share_cache(source: Path, destination: Path) -> Path:
     """A copy of a DVC repository whose cache is the source's own, run-cache included: one
     session's copies restore each other's runs instead of training the same params twice."""
     cache = source / ".dvc" / "cache"
-    shutil.copytree(source, destination, symlinks=True, ignore=lambda folder, names: ["cache"] if Path(folder) == source / ".dvc" else [])
+    shutil.copytree(
+        source,
+        destination,
+        symlinks=True,
+        ignore=lambda folder, names: ["cache"] if Path(folder) == source / ".dvc" else [],
+    )
     if cache.is_dir():  # a copy of a copy shares the first one's cache through its config.local already
         with open(destination / ".dvc" / "config.local", "a") as config:
             config.write(f"[cache]\n    dir = {cache}\n")
@@ -275,8 +291,35 @@ def toy_data(n=48, size=16, classes=2):
     return x, torch.randint(0, classes, (n,), generator=g)
 
 
-def training_params(aux_lambda=0.0, aux_ramp=False, seed=0, **train):
-    """The parts of params that fit() reads, small: train (3 epochs of 16), aux and seed."""
-    defaults = {"epochs": 3, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "paste": 0.0, "flip": 0.0, "rotate": 0.0,
-                "shift": 0.0, "zoom": 0.0, "precision": "fp32", "analogy": 0.0}
-    return SimpleNamespace(train=SimpleNamespace(**{**defaults, **train}), aux=SimpleNamespace(lambda_=aux_lambda, ramp=aux_ramp), seed=seed)
+def training_params(aux_lambda=0.0, aux_ramp=False, seed=0, attribute=None, **train):
+    """The parts of params that fit() reads, small: train (3 epochs of 16), aux, the attribute code's
+    teachers (all off unless given) and seed."""
+    defaults = {
+        "epochs": 3,
+        "batch_size": 16,
+        "lr": 3e-3,
+        "weight_decay": 1e-4,
+        "paste": 0.0,
+        "flip": 0.0,
+        "rotate": 0.0,
+        "shift": 0.0,
+        "zoom": 0.0,
+        "precision": "fp32",
+        "analogy": 0.0,
+        "pairs": 8,
+    }
+    teachers = {
+        "classify": 0.0,
+        "adversary": 0.0,
+        "invariance": 0.0,
+        "swap": 0.0,
+        "reader": 0.0,
+        "lr": 1e-3,
+        **(attribute or {}),
+    }
+    return SimpleNamespace(
+        train=SimpleNamespace(**{**defaults, **train}),
+        aux=SimpleNamespace(lambda_=aux_lambda, ramp=aux_ramp),
+        attribute=SimpleNamespace(**teachers),
+        seed=seed,
+    )

@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from emoji_ae.app.cli import main as cli_main
 from emoji_ae.app import web
+from emoji_ae.app.cli import main as cli_main
 from emoji_ae.app.workbench import Workbench
 from emoji_ae.config import PipelineError, run_stage
 from emoji_ae.data import png_bytes, to_square
@@ -30,7 +30,11 @@ CONCEPTS = {"cat": ["crying cat face", "weary cat face"], "human": ["crying face
 RECIPE = "crying cat face - crying face + pouting face"
 
 
-def write_package(folder, names=NAMES[:16]):
+TONED = ["thumbs up sign", "thumbs up sign dark skin tone", "waving hand sign", "waving hand sign dark skin tone"]
+VARIANTS = [r"\b(light|medium light|medium|medium dark|dark) skin tone\b"]
+
+
+def write_package(folder, names=NAMES[:16] + TONED):
     """What the card stage writes, small: an untrained 16 px model, its emoji and settings."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -39,8 +43,13 @@ def write_package(folder, names=NAMES[:16]):
     images = [png_bytes(to_square(decode_image(emoji_png(i)), SIZE, False)) for i in range(len(names))]
     pd.DataFrame({"image": [{"bytes": b, "path": f"{i}.png"} for i, b in enumerate(images)], "text": names,
                   "source": "test", "split": "train", "class_name": "face"}).to_parquet(folder / "emoji.parquet")
-    settings = {"concepts": CONCEPTS, "recipes": [RECIPE, "grinning face + cat - human"], "slerp": ["grinning face", "dog face"],
-                "refine": {"steps": 5, "lr": 0.1}}
+    settings = {
+        "concepts": CONCEPTS,
+        "recipes": [RECIPE, "grinning face + cat - human"],
+        "slerp": ["grinning face", "dog face"],
+        "refine": {"steps": 5, "lr": 0.1},
+        "variants": VARIANTS,
+    }
     (folder / "settings.json").write_text(json.dumps(settings))
     return folder
 
@@ -62,7 +71,9 @@ def test_composition_adds_the_attribute_to_the_base_and_names_the_nearest_emoji(
     assert torch.allclose(bench.model.decode(z[None])[0], result.image, atol=1e-6)
     pixels = (bench.pixels("crying cat face") - bench.pixels("crying face") + bench.pixels("pouting face")).clamp(0, 1)
     assert torch.equal(result.pixel, pixels)
-    assert len(result.nearest) == 3 and not {"crying cat face", "crying face", "pouting face"} & {n for n, _ in result.nearest}
+    assert len(result.nearest) == 3 and not {"crying cat face", "crying face", "pouting face"} & {
+        n for n, _ in result.nearest
+    }
     assert [d for _, d in result.nearest] == sorted(d for _, d in result.nearest)
 
 
@@ -71,8 +82,12 @@ def test_alpha_scales_the_attribute_and_zero_gives_the_base(bench):
     assert plain.base.label == "grinning face"
     assert torch.allclose(plain.image, bench.model.decode(bench.latent("grinning face")[None])[0], atol=1e-6)
     double = bench.compose_text("grinning face + cat - human", alpha=2)
-    cat = torch.stack([bench.latent(n) for n in CONCEPTS["cat"]]).mean(0) - torch.stack([bench.latent(n) for n in CONCEPTS["human"]]).mean(0)
-    assert torch.allclose(bench.model.decode((bench.latent("grinning face") + 2 * cat)[None])[0], double.image, atol=1e-5)
+    cat = torch.stack([bench.latent(n) for n in CONCEPTS["cat"]]).mean(0) - torch.stack(
+        [bench.latent(n) for n in CONCEPTS["human"]]
+    ).mean(0)
+    assert torch.allclose(
+        bench.model.decode((bench.latent("grinning face") + 2 * cat)[None])[0], double.image, atol=1e-5
+    )
 
 
 def test_a_users_image_is_prepared_as_the_pipeline_prepares_its_data(bench, tmp_path):
@@ -80,13 +95,16 @@ def test_a_users_image_is_prepared_as_the_pipeline_prepares_its_data(bench, tmp_
     path.write_bytes(encoded("CMYK", index=3, size=50))
     term = bench.term(str(path))
     expected = to_square(decode_image(path.read_bytes()), SIZE, False)
-    assert term.kind == "image" and torch.equal(term.pixels, torch.from_numpy(__import__("numpy").asarray(expected).copy()).permute(2, 0, 1).float() / 255)
+    assert term.kind == "image" and torch.equal(
+        term.pixels, torch.from_numpy(__import__("numpy").asarray(expected).copy()).permute(2, 0, 1).float() / 255
+    )
     result = bench.compose_text(f"{path} - crying face + weary face")
     assert result.base.label == "weary face" and result.terms[0][1].label == str(path)
 
 
 @pytest.mark.parametrize("term, message", [
-    ("crying kat face", "'crying kat face' is neither an emoji of this model nor a concept (closest: 'crying cat face'"),
+    ("crying kat face",
+     "'crying kat face' is neither an emoji of this model nor a concept (closest: 'crying cat face'"),
     ("missing/file.png", "missing/file.png does not exist"),
 ])
 def test_unknown_terms_fail_in_one_line_with_the_closest_names(bench, term, message):
@@ -121,7 +139,11 @@ def test_reconstruction_one_pass_and_refined(bench):
 def test_interpolation_runs_from_one_emoji_to_the_other(bench):
     frames = bench.interpolate(bench.term("grinning face"), bench.term("dog face"), 4)
     ends = bench.model.decode(torch.stack([bench.latent("grinning face"), bench.latent("dog face")]))
-    assert len(frames) == 4 and torch.allclose(frames[0], ends[0], atol=1e-5) and torch.allclose(frames[-1], ends[1], atol=1e-5)
+    assert (
+        len(frames) == 4
+        and torch.allclose(frames[0], ends[0], atol=1e-5)
+        and torch.allclose(frames[-1], ends[1], atol=1e-5)
+    )
 
 
 def test_concepts_of_the_workspace_params_are_usable_at_once(package, tmp_path):
@@ -149,34 +171,68 @@ def cli(monkeypatch, capsys):
 
 
 def test_the_command_composes_reconstructs_and_interpolates_into_pngs(cli, package, tmp_path):
-    composed = cli("compose", RECIPE, "--model", str(package), "--alpha", "1.5", "-o", str(tmp_path / "c.png"), cwd=tmp_path)
+    composed = cli(
+        "compose", RECIPE, "--model", str(package), "--alpha", "1.5", "-o", str(tmp_path / "c.png"), cwd=tmp_path
+    )
     assert composed.returncode == 0, composed.stderr
-    assert "base: pouting face; alpha 1.5" in composed.stdout and "nearest real emoji (inputs excluded): " in composed.stdout
-    recon = cli("reconstruct", "nerd face", "--model", str(package), "--refine", "0", "-o", str(tmp_path / "r.png"), cwd=tmp_path)
+    assert (
+        "base: pouting face; alpha 1.5" in composed.stdout
+        and "nearest real emoji (inputs excluded): " in composed.stdout
+    )
+    recon = cli(
+        "reconstruct",
+        "nerd face",
+        "--model",
+        str(package),
+        "--refine",
+        "0",
+        "-o",
+        str(tmp_path / "r.png"),
+        cwd=tmp_path,
+    )
     assert recon.returncode == 0 and "reconstruction MSE 0." in recon.stdout and "(one encoder pass" in recon.stdout
-    path = cli("interpolate", "grinning face", "dog face", "--steps", "5", "--model", str(package), "-o", str(tmp_path / "i.png"), cwd=tmp_path)
+    path = cli(
+        "interpolate",
+        "grinning face",
+        "dog face",
+        "--steps",
+        "5",
+        "--model",
+        str(package),
+        "-o",
+        str(tmp_path / "i.png"),
+        cwd=tmp_path,
+    )
     assert path.returncode == 0 and "5 points from grinning face to dog face" in path.stdout
     for name in ("c", "r", "i"):
         assert Image.open(tmp_path / f"{name}.png").size[0] > 200
     names = cli("names", "cat", "--model", str(package), cwd=tmp_path)
-    assert "crying cat face" in names.stdout.splitlines() and "cat (concept: crying cat face, weary cat face)" in names.stdout
+    assert (
+        "crying cat face" in names.stdout.splitlines()
+        and "cat (concept: crying cat face, weary cat face)" in names.stdout
+    )
 
 
 @pytest.mark.parametrize("args, message", [
-    (["compose", "crying kat face + weary face"], "error: 'crying kat face' is neither an emoji of this model nor a concept (closest: "),
+    (["compose", "crying kat face + weary face"],
+     "error: 'crying kat face' is neither an emoji of this model nor a concept (closest: "),
     (["compose", "nerd face -"], "error: recipe 'nerd face -' is malformed"),
     (["compose", "nerd face", "-o", "out.jpg"], "error: -o out.jpg: the output is a PNG image, name it *.png"),
     (["interpolate", "nerd face", "dog face", "--steps", "1"], "error: --steps must be at least 2"),
 ])
 def test_the_command_fails_in_one_line_and_writes_nothing(cli, package, tmp_path, args, message):
     result = cli(*args, "--model", str(package), cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+    assert result.returncode == 1 and result.stderr.startswith(message) and result.stderr.count("\n") == 1, (
+        result.stderr
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_without_a_package_the_command_says_where_models_come_from(cli, tmp_path):
     result = cli("compose", RECIPE, cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.startswith("error: models/release/ae is not a folder: give --model a model package")
+    assert result.returncode == 1 and result.stderr.startswith(
+        "error: models/release/ae is not a folder: give --model a model package"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -215,19 +271,35 @@ def test_the_page_and_its_routes_answer_with_images_and_one_line_errors(server):
         assert b'id="compose-button"' in page.read()
     with urllib.request.urlopen(server + "/api/info", timeout=30) as response:
         info = json.loads(response.read())
-    assert "crying cat face" in info["names"] and info["examples"][0]["terms"][1] == {"sign": -1.0, "name": "crying face"}
+    assert "crying cat face" in info["names"] and info["examples"][0]["terms"][1] == {
+        "sign": -1.0,
+        "name": "crying face",
+    }
     upload = "data:image/png;base64," + base64.b64encode(emoji_png(5)).decode()
-    status, value = post(server + "/api/compose", {"alpha": 1, "terms": [
-        {"sign": 1, "name": "crying cat face"}, {"sign": -1, "name": "crying face"}, {"sign": 1, "image": upload, "label": "mine.png"}]})
+    status, value = post(
+        server + "/api/compose",
+        {
+            "alpha": 1,
+            "terms": [
+                {"sign": 1, "name": "crying cat face"},
+                {"sign": -1, "name": "crying face"},
+                {"sign": 1, "image": upload, "label": "mine.png"},
+            ],
+        },
+    )
     assert status == 200 and value["base"] == "mine.png" and len(value["nearest"]) == 3
     assert decoded(value["composite"]).size == (SIZE, SIZE) and decoded(value["pixel"]).size == (SIZE, SIZE)
     status, value = post(server + "/api/reconstruct", {"term": {"image": upload, "label": "mine.png"}, "steps": 0})
     assert status == 200 and value["mse"] > 0 and decoded(value["reconstruction"]).size == (SIZE, SIZE)
-    status, value = post(server + "/api/interpolate", {"start": {"name": "grinning face"}, "end": {"image": upload}, "steps": 3})
+    status, value = post(
+        server + "/api/interpolate", {"start": {"name": "grinning face"}, "end": {"image": upload}, "steps": 3}
+    )
     assert status == 200 and len(value["frames"]) == 3
     status, value = post(server + "/api/compose", {"terms": [{"sign": 1, "name": "crying kat face"}]})
     assert status == 400 and "closest: 'crying cat face'" in value["error"]
-    status, value = post(server + "/api/reconstruct", {"term": {"image": "data:image/png;base64,bm90IGFuIGltYWdl", "label": "x.png"}})
+    status, value = post(
+        server + "/api/reconstruct", {"term": {"image": "data:image/png;base64,bm90IGFuIGltYWdl", "label": "x.png"}}
+    )
     assert status == 400 and value["error"].startswith("x.png cannot be used (unreadable image)")
 
 
@@ -244,8 +316,16 @@ def test_every_field_and_body_is_bounded_and_a_slow_sender_holds_nothing(server)
     hostile.assert_oversized_bodies_are_refused(server)
     hostile.assert_slow_senders_hold_nothing(server, terms)
     upload = "data:image/png;base64," + base64.b64encode(huge_blank_png()).decode()
-    status, value = hostile.request(server, "POST", "/api/reconstruct", {"term": {"image": upload, "label": "bomb.png"}})
-    assert status == 400 and value["error"].startswith("bomb.png is over 16,777,216 pixels: upload a smaller image")
+    status, value = hostile.request(
+        server, "POST", "/api/reconstruct", {"term": {"image": upload, "label": "bomb.png"}}
+    )
+    assert status == 400 and value["error"].startswith(
+        "bomb.png is 8000x8000 pixels: upload an image of at most 4096 pixels a side"
+    )
+
+
+def test_a_body_of_a_malformed_structure_gets_a_400_and_the_page_keeps_serving(server):
+    hostile.assert_malformed_bodies_are_refused(server, ["crying cat face", "crying face", "pouting face"])
 
 
 def huge_blank_png() -> bytes:
@@ -277,3 +357,54 @@ def test_a_full_queue_answers_busy_at_once(bench, monkeypatch):
             model.lock.release()
 
     assert anyio.run(scenario) == "busy"
+
+
+def test_an_attribute_moves_a_drawing_along_its_family_mean_in_the_attribute_code(bench):
+    assert list(bench.attributes) == ["dark skin tone"]
+    direction = bench.attributes["dark skin tone"]
+    pairs = [
+        ("thumbs up sign dark skin tone", "thumbs up sign"),
+        ("waving hand sign dark skin tone", "waving hand sign"),
+    ]
+    mean = torch.stack([bench.latent(a) - bench.latent(b) for a, b in pairs]).mean(0)
+    assert torch.allclose(direction, mean)  # a model without an attribute code moves its whole latent
+    term = bench.term("grinning face")
+    assert torch.allclose(
+        bench.set_attribute(term, "dark skin tone", 0.0), bench.model.decode(term.z[None])[0], atol=1e-6
+    )
+    moved = bench.model.decode((term.z + 1.5 * direction)[None])[0]
+    assert torch.allclose(bench.set_attribute(term, "dark skin tone", 1.5), moved, atol=1e-6)
+    with pytest.raises(PipelineError, match="'tan' is not an attribute of this model; its attributes: dark skin tone"):
+        bench.set_attribute(term, "tan")
+
+
+def test_a_package_from_before_the_attribute_code_has_no_attributes_and_says_so(package, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(package, old)
+    settings = json.loads((old / "settings.json").read_text())
+    del settings["variants"]
+    (old / "settings.json").write_text(json.dumps(settings))
+    bench = Workbench(old, workspace_params=None)
+    with pytest.raises(PipelineError, match="its attributes: none"):
+        bench.set_attribute(bench.term("grinning face"), "dark skin tone")
+
+
+def test_the_command_and_the_page_set_an_attribute(cli, package, server, tmp_path):
+    result = cli("attribute", "thumbs up sign", "dark skin tone", "--amount", "0.5", "--model", str(package), "-o",
+                 str(tmp_path / "a.png"), cwd=tmp_path)
+    assert result.returncode == 0 and "thumbs up sign: dark skin tone x 0.5" in result.stdout
+    assert Image.open(tmp_path / "a.png").size[0] > 200
+    assert "dark skin tone (attribute" in cli("names", "dark", "--model", str(package), cwd=tmp_path).stdout
+    with urllib.request.urlopen(server + "/api/info", timeout=30) as response:
+        assert json.loads(response.read())["attributes"] == ["dark skin tone"]
+    status, value = post(
+        server + "/api/attribute", {"term": {"name": "waving hand sign"}, "attribute": "dark skin tone"}
+    )
+    assert status == 200 and decoded(value["image"]).size == (SIZE, SIZE) and value["input"] != value["image"]
+    hand = {"name": "waving hand sign"}
+    for body, message in (({"term": hand, "attribute": "tan"}, "'tan' is not an attribute"),
+                          ({"term": hand, "attribute": "dark skin tone", "amount": 9}, "amount must be")):
+        status, value = post(server + "/api/attribute", body)
+        assert status == 400 and value["error"].startswith(message), value

@@ -19,7 +19,8 @@ from tests.conftest import dvc, emoji_ae, emoji_png
 
 pytestmark = pytest.mark.e2e
 
-RECIPE = "crying cat face - crying face + face with tears of joy"  # the assignment's; the tiny pipeline's default data has these
+# The assignment's recipe; the tiny pipeline's default data has these emoji.
+RECIPE = "crying cat face - crying face + face with tears of joy"
 
 
 def md5(path) -> str:
@@ -33,7 +34,9 @@ def test_the_packages_hold_the_trained_models_and_a_card_of_this_run(tiny_pipeli
         assert md5(package / "model.pt") == md5(tiny_pipeline / "models" / name / "model.pt")
         assert md5(package / "latents.pt") == md5(tiny_pipeline / "models" / name / "latents.pt")
         card = (package / "README.md").read_text()
-        assert card.startswith("---\nlicense: cc-by-sa-4.0\n") and "OpenMoji" in card and "Twemoji" in card  # pretrained on both sets
+        assert (
+            card.startswith("---\nlicense: cc-by-sa-4.0\n") and "OpenMoji" in card and "Twemoji" in card
+        )  # pretrained on both sets
         assert f"{metrics[name]['test_mse_one_pass']:.4f}" in card and f"{metrics[name]['test_ssim']:.3f}" in card
         assert "emoji-ae compose" in card
     assert f"{metrics['aux']['test_accuracy']:.1%}" in (tiny_pipeline / "models/release/aux/README.md").read_text()
@@ -47,10 +50,14 @@ def test_the_command_composes_the_assignments_recipe_on_the_workspace_models(tin
     assert Image.open(out).size[0] > 400  # inputs, composite, pixel arithmetic, nearest
     aux = emoji_ae("reconstruct", "nerd face", "--model", "models/release/aux", "--refine", "0", cwd=tiny_pipeline)
     assert aux.returncode == 0 and "reconstruction MSE" in aux.stdout
-    grin = emoji_ae("compose", "grinning face + glasses - plain", "--alpha", "0.5", cwd=tiny_pipeline)  # concepts of params.yaml
+    grin = emoji_ae(
+        "compose", "grinning face + glasses - plain", "--alpha", "0.5", cwd=tiny_pipeline
+    )  # concepts of params.yaml
     assert grin.returncode == 0 and "base: grinning face; alpha 0.5" in grin.stdout
     unknown = emoji_ae("compose", "crying kat face - crying face + weary face", cwd=tiny_pipeline)
-    assert unknown.returncode == 1 and "closest: 'crying cat face'" in unknown.stderr and unknown.stderr.count("\n") == 1
+    assert (
+        unknown.returncode == 1 and "closest: 'crying cat face'" in unknown.stderr and unknown.stderr.count("\n") == 1
+    )
     assert "up to date" in dvc(tiny_pipeline, "status")  # nothing of DVC's was touched
 
 
@@ -96,7 +103,9 @@ def test_the_page_composes_reconstructs_and_takes_an_upload_in_chromium(tiny_pip
         page.set_input_files("#terms .term:nth-child(3) .file", str(drawing))
         page.fill("#alpha", "1.5")
         page.dispatch_event("#alpha", "input")
-        page.wait_for_selector("#compose-result figcaption:has-text('my drawing.png')")  # no script eval: the page's CSP forbids it
+        page.wait_for_selector(
+            "#compose-result figcaption:has-text('my drawing.png')"
+        )  # no script eval: the page's CSP forbids it
         page.set_input_files("#recon-file", str(drawing))
         page.click("#reconstruct-button")
         page.wait_for_selector("#reconstruct-result figure.result img")
@@ -122,7 +131,11 @@ def test_the_page_refuses_a_busy_port_in_one_line(tiny_pipeline):
         port = url.rstrip("/").rsplit(":", 1)[1]
         started = time.time()
         busy = emoji_ae("app", "--port", port, cwd=tiny_pipeline)
-        assert busy.returncode == 1 and busy.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}") and time.time() - started < 60
+        assert (
+            busy.returncode == 1
+            and busy.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
+            and time.time() - started < 60
+        )
     finally:
         app.terminate()
         app.wait(timeout=10)
@@ -146,10 +159,14 @@ def test_the_package_names_every_drawing_the_model_learned_from_or_was_scored_on
     frames += [pd.read_parquet(data / "extra" / f"{name}.parquet") for name in ("pretrain", "styles", "held_out")]
     drawn = {(s, t) for f in frames for s, t, mirrored in zip(f["source"], f["text"], f["augmented"]) if not mirrored}
     assert emoji["text"].is_unique and set(emoji["source"]) == {"openmoji", "twemoji"}
-    assert {(s, t.removeprefix(f"{s}: ")) for s, t in zip(emoji["source"], emoji["text"])} == drawn and len(emoji) == len(drawn)
+    assert {(s, t.removeprefix(f"{s}: ")) for s, t in zip(emoji["source"], emoji["text"])} == drawn and len(
+        emoji
+    ) == len(drawn)
     assert {"train", "val", "test"} <= set(emoji["split"]) and len(emoji["z"].iloc[0]) == 16
     second = emoji[emoji["text"].str.startswith("twemoji: ")]
-    assert len(second) and set(second["text"].str.removeprefix("twemoji: ")) <= set(emoji.loc[emoji["source"] == "openmoji", "text"])
+    assert len(second) and set(second["text"].str.removeprefix("twemoji: ")) <= set(
+        emoji.loc[emoji["source"] == "openmoji", "text"]
+    )
     name = second["text"].iloc[0]
     listed = emoji_ae("names", name.split()[-1], cwd=tiny_pipeline)
     assert name in listed.stdout.splitlines()

@@ -2,14 +2,16 @@ import pandas as pd
 import pytest
 import torch
 
-from stages import augment, prepare
 from emoji_ae import data
 from emoji_ae.config import PipelineError, parse_params
+from stages import augment, prepare
 from tests.conftest import synthetic_params, tiny_params, write_params
 
 
 def originals(n=5, channels=3, size=16):
-    return torch.randint(0, 256, (n, channels, size, size), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    return torch.randint(
+        0, 256, (n, channels, size, size), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+    )
 
 
 def test_augment_keeps_originals_and_reaches_the_target():
@@ -52,7 +54,9 @@ def test_augment_stage_is_bitwise_reproducible_and_rejects_small_targets(workdir
 
 def test_adversarial_copies_stay_within_epsilon_raise_the_error_and_are_seeded():
     originals = torch.full((6, 3, 16, 16), 255, dtype=torch.uint8)
-    originals[:, :, 4:12, 4:12] = torch.randint(0, 256, (6, 3, 8, 8), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    originals[:, :, 4:12, 4:12] = torch.randint(
+        0, 256, (6, 3, 8, 8), generator=torch.Generator().manual_seed(1), dtype=torch.uint8
+    )
     copies = originals.repeat(3, 1, 1, 1)
     attacked, mask = augment.adversarial(copies, originals, share=0.5, epsilon=0.03, seed=3)
     assert mask.sum() == 9 and torch.equal(attacked[~mask], copies[~mask])  # half of them, the rest untouched
@@ -70,5 +74,8 @@ def test_the_augment_stage_marks_adversarial_copies_in_the_train_split_only(work
     augment.main()
     frames = {s: pd.read_parquet(workdir / f"data/augmented/{s}.parquet") for s in data.SPLITS}
     copies = (frames["train"]["augmented"]).sum()
-    assert frames["train"]["adversarial"].sum() == round(0.25 * copies) and not frames["train"]["adversarial"][~frames["train"]["augmented"]].any()
+    assert (
+        frames["train"]["adversarial"].sum() == round(0.25 * copies)
+        and not frames["train"]["adversarial"][~frames["train"]["augmented"]].any()
+    )
     assert not frames["val"]["adversarial"].any() and not frames["test"]["adversarial"].any()

@@ -3,9 +3,9 @@ import sys
 import pandas as pd
 import pytest
 
-from stages import augment, prepare
-from emoji_ae.tools import aux_cv
 from emoji_ae.config import PipelineError
+from emoji_ae.tools import aux_cv
+from stages import augment, prepare
 from tests.conftest import synthetic_params, write_params
 
 
@@ -35,7 +35,11 @@ def test_aux_cv_prints_each_fold_and_the_means_the_same_on_a_second_run(workdir,
     aux_cv.main()
     lines = capsys.readouterr().out.strip().splitlines()
     folds, wrong = lines[0:-1:2], lines[1:-1:2]
-    assert [line.split(":")[0] for line in folds + lines[-1:]] == ["fold 1/2", "fold 2/2", f"aux_cv aux.lambda=0.5, fold seed {params['seed']}"]
+    assert [line.split(":")[0] for line in folds + lines[-1:]] == [
+        "fold 1/2",
+        "fold 2/2",
+        f"aux_cv aux.lambda=0.5, fold seed {params['seed']}",
+    ]
     assert "accuracy" in lines[-1] and "MSE aux/ae" in lines[-1]
     pooled = pd.concat([pd.read_parquet(workdir / f"data/augmented/{split}.parquet") for split in ("train", "val")])
     assert sum(int(line.split()[2]) for line in folds) == pooled["base"].nunique()  # "fold k/2: N emoji, ..."
@@ -44,8 +48,12 @@ def test_aux_cv_prints_each_fold_and_the_means_the_same_on_a_second_run(workdir,
     assert [line == "  wrong: none" for line in wrong] == ["accuracy 100.0%" in line for line in folds]
     monkeypatch.setattr(sys, "argv", ["aux_cv", "--folds", "2", "--fold-seed", str(params["seed"]), "aux.lambda=0.5"])
     aux_cv.main()
-    assert capsys.readouterr().out.strip().splitlines() == lines  # seeded, by default with `seed`: the same figures again
-    monkeypatch.setattr(sys, "argv", ["aux_cv", "--folds", "2", "--fold-seed", str(params["seed"] + 1), "aux.lambda=0.5"])
+    assert (
+        capsys.readouterr().out.strip().splitlines() == lines
+    )  # seeded, by default with `seed`: the same figures again
+    monkeypatch.setattr(
+        sys, "argv", ["aux_cv", "--folds", "2", "--fold-seed", str(params["seed"] + 1), "aux.lambda=0.5"]
+    )
     aux_cv.main()
     other_deal = capsys.readouterr().out.strip().splitlines()
     assert other_deal[-1].startswith(f"aux_cv aux.lambda=0.5, fold seed {params['seed'] + 1}: ")

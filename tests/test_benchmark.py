@@ -17,7 +17,10 @@ pytestmark = pytest.mark.e2e
 
 def test_the_benchmark_matrix_follows_params_and_is_not_part_of_the_default_pipeline():
     spec = yaml.safe_load((REPO / "benchmark/dvc.yaml").read_text())
-    assert spec["vars"] == ["../params.yaml:benchmark"] and spec["stages"]["cell"]["matrix"]["latent"] == "${benchmark.latents}"
+    assert (
+        spec["vars"] == ["../params.yaml:benchmark"]
+        and spec["stages"]["cell"]["matrix"]["latent"] == "${benchmark.latents}"
+    )
     default = yaml.safe_load((REPO / "dvc.yaml").read_text())
     outs = {out if isinstance(out, str) else next(iter(out)) for stage in default["stages"].values()
             for key in ("outs", "metrics", "plots") for out in stage.get(key, [])}
@@ -29,8 +32,14 @@ def test_the_benchmark_matrix_follows_params_and_is_not_part_of_the_default_pipe
 
 def forget_the_benchmark(repo) -> None:
     """The benchmark as if never run: no results, no lock, an empty run-cache."""
-    for result in ("benchmark/dvc.lock", "benchmark/cells", "reports/benchmark.json", "reports/benchmark.md", "reports/benchmark",
-                   ".dvc/cache/runs"):
+    for result in (
+        "benchmark/dvc.lock",
+        "benchmark/cells",
+        "reports/benchmark.json",
+        "reports/benchmark.md",
+        "reports/benchmark",
+        ".dvc/cache/runs",
+    ):
         path = repo / result
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     git(repo, "add", "-A")
@@ -41,10 +50,10 @@ def test_cells_run_in_the_queue_and_the_pipeline_collects_them_from_the_run_cach
     pipeline_copy = private_pipeline_copy
     forget_the_benchmark(pipeline_copy)
     params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
-    params["benchmark"]["latents"] = [16, 32]  # two sizes: two queued in the queue, two more that only `dvc repro` runs
+    params["benchmark"]["latents"] = [32, 48]  # two sizes: two queued in the queue, two more that only `dvc repro` runs
     write_params(pipeline_copy, params)
     git(pipeline_copy, "commit", "-qam", "the benchmark at two sizes")
-    for cell in ("reference-16", "ours-16"):
+    for cell in ("reference-32", "ours-32"):
         dvc(pipeline_copy, "exp", "run", "--queue", f"benchmark/dvc.yaml:cell@{cell}")
     # The workers outlive `dvc queue start` and inherit its output: captured, they would hold the
     # pipe open and the call would never return.
@@ -59,18 +68,22 @@ def test_cells_run_in_the_queue_and_the_pipeline_collects_them_from_the_run_cach
     assert status.count("Success") == 2, status
 
     ran = dvc(pipeline_copy, "repro", "benchmark/dvc.yaml")
-    for cell in ("reference-16", "ours-16"):
-        assert f"Stage 'benchmark/dvc.yaml:cell@{cell}' is cached - skipping run" in ran, ran
     for cell in ("reference-32", "ours-32"):
+        assert f"Stage 'benchmark/dvc.yaml:cell@{cell}' is cached - skipping run" in ran, ran
+    for cell in ("reference-48", "ours-48"):
         assert f"Running stage 'benchmark/dvc.yaml:cell@{cell}'" in ran
     result = json.loads((pipeline_copy / "reports/benchmark.json").read_text())
-    assert [row["latent"] for row in result["rows"]] == [16, 32] and {"date", "commit", "machine"} <= set(result)
+    assert [row["latent"] for row in result["rows"]] == [32, 48] and {"date", "commit", "machine"} <= set(result)
     for row in result["rows"]:
         assert row["ratio_one_pass"] == row["ours"]["test_mse_one_pass"] / row["reference"]["test_mse_one_pass"]
         for model in ("reference", "ours"):
             assert 0 < row[model]["test_ssim_one_pass"] <= 1 and row[model]["test_mse"] > 0
     table = (pipeline_copy / "reports/benchmark.md").read_text()
-    assert "| 16 |" in table and "| 32 |" in table and (pipeline_copy / "reports/benchmark/rate_distortion.png").stat().st_size > 1000
+    assert (
+        "| 32 |" in table
+        and "| 48 |" in table
+        and (pipeline_copy / "reports/benchmark/rate_distortion.png").stat().st_size > 1000
+    )
     assert "up to date" in dvc(pipeline_copy, "status", "benchmark/dvc.yaml")
 
 

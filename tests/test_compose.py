@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from emoji_ae import recipes
 from emoji_ae import analogies as A
+from emoji_ae import recipes
 from emoji_ae.config import PipelineError
 from tests.conftest import NAMES, default_params
 
@@ -31,7 +31,11 @@ def test_name_families_come_from_the_names():
 
 
 def pool(names, sources=("openmoji", "twemoji")):
-    return {(source, name): torch.full((3, 2, 2), float(i + 10 * j)) for j, source in enumerate(sources) for i, name in enumerate(names)}
+    return {
+        (source, name): torch.full((3, 2, 2), float(i + 10 * j))
+        for j, source in enumerate(sources)
+        for i, name in enumerate(names)
+    }
 
 
 def test_families_hold_name_analogies_within_a_set_and_style_analogies_between_sets():
@@ -44,7 +48,15 @@ def test_families_hold_name_analogies_within_a_set_and_style_analogies_between_s
 
 
 def test_analogies_never_use_the_target_and_belong_to_the_split_of_their_target():
-    names = ["crying face", "crying cat face", "weary face", "weary cat face", "grinning face", "pouting face", "pouting cat face"]
+    names = [
+        "crying face",
+        "crying cat face",
+        "weary face",
+        "weary cat face",
+        "grinning face",
+        "pouting face",
+        "pouting cat face",
+    ]
     keys = pool(names)
     split_of = {key: ("test" if key[1] == "weary cat face" else "train") for key in keys}
     items = A.analogies(A.families(keys), split_of)
@@ -54,7 +66,11 @@ def test_analogies_never_use_the_target_and_belong_to_the_split_of_their_target(
     held_out = [i for i in A.per_target(items) if i["split"] == "test"]
     # weary cat face is the target of the name family in each set and of the style family into each set
     assert sorted((i["kind"], i["family"]) for i in held_out) == [
-        ("name", "openmoji: cat"), ("name", "twemoji: cat"), ("style", "openmoji -> twemoji"), ("style", "twemoji -> openmoji")]
+        ("name", "openmoji: cat"),
+        ("name", "twemoji: cat"),
+        ("style", "openmoji -> twemoji"),
+        ("style", "twemoji -> openmoji"),
+    ]
 
 
 def test_arithmetic_single_and_family_mean_of_every_other_pair():
@@ -63,14 +79,29 @@ def test_arithmetic_single_and_family_mean_of_every_other_pair():
     found = {"f": {"kind": "name", "pairs": [("a1", "b1"), ("a2", "b2"), ("a3", "b3")]}}
     item = {"family": "f", "a": "a1", "b": "b1", "c": "b2", "target": "a2"}
     assert A.arithmetic(table, item, "single").item() == 4.0
-    assert A.arithmetic(table, item, "family_mean", A.family_sums(table, found)).item() == 2.0 + (2.0 + 4.0) / 2  # a2's own pair left out
+    assert (
+        A.arithmetic(table, item, "family_mean", A.family_sums(table, found)).item() == 2.0 + (2.0 + 4.0) / 2
+    )  # a2's own pair left out
 
 
 def test_variant_families_are_whole_skin_tones_and_genders_and_never_part_of_one():
     variants = default_params()["data"]["variants"]
-    names = ["waving hand", "waving hand dark skin tone", "waving hand medium dark skin tone", "thumbs up", "thumbs up dark skin tone",
-             "thumbs up medium dark skin tone", "cook", "woman cook", "farmer", "woman farmer", "crying face", "crying cat face",
-             "weary face", "weary cat face"]
+    names = [
+        "waving hand",
+        "waving hand dark skin tone",
+        "waving hand medium dark skin tone",
+        "thumbs up",
+        "thumbs up dark skin tone",
+        "thumbs up medium dark skin tone",
+        "cook",
+        "woman cook",
+        "farmer",
+        "woman farmer",
+        "crying face",
+        "crying cat face",
+        "weary face",
+        "weary cat face",
+    ]
     found = A.families({("openmoji", n): None for n in names}, variants)
     assert found["openmoji: dark skin tone"]["kind"] == "variant" and found["openmoji: woman"]["kind"] == "variant"
     assert found["openmoji: cat"]["kind"] == "name"
@@ -79,16 +110,36 @@ def test_variant_families_are_whole_skin_tones_and_genders_and_never_part_of_one
 
 
 def test_a_recipe_of_a_family_names_its_real_answer():
-    names = ["cat face with tears of joy", "crying cat face", "crying face", "face with tears of joy", "woman cook", "man cook",
-             "man farmer", "woman farmer", "nerd face"]
-    assert recipes.answer(recipes.parse_recipe("crying cat face - crying face + face with tears of joy"), names) == "cat face with tears of joy"
+    names = [
+        "cat face with tears of joy",
+        "crying cat face",
+        "crying face",
+        "face with tears of joy",
+        "woman cook",
+        "man cook",
+        "man farmer",
+        "woman farmer",
+        "nerd face",
+    ]
+    assert (
+        recipes.answer(recipes.parse_recipe("crying cat face - crying face + face with tears of joy"), names)
+        == "cat face with tears of joy"
+    )
     assert recipes.answer(recipes.parse_recipe("woman cook - man cook + man farmer"), names) == "woman farmer"
     assert recipes.answer(recipes.parse_recipe("nerd face - crying face + man cook"), names) is None
     assert recipes.answer(recipes.parse_recipe("nerd face + crying face"), names) is None
 
 
 def test_training_analogies_pair_a_target_with_another_pair_of_its_family():
-    names = ["crying face", "crying cat face", "weary face", "weary cat face", "pouting face", "pouting cat face", "rocket"]
+    names = [
+        "crying face",
+        "crying cat face",
+        "weary face",
+        "weary cat face",
+        "pouting face",
+        "pouting cat face",
+        "rocket",
+    ]
     keys = [("openmoji", n) for n in names]
     found = A.TrainingAnalogies(keys, [])
     quads = found.sample(200, torch.Generator().manual_seed(0))
@@ -126,21 +177,3 @@ def test_training_without_any_analogy_family_goes_on_without_the_loss_and_says_s
                           "image": [None, None]})
     assert A.training_analogies([frame], []) is None
     assert "no analogy family" in capsys.readouterr().err
-
-
-def test_the_test_time_projection_moves_a_composite_towards_pixel_arithmetic_of_its_inputs_only():
-    from types import SimpleNamespace
-
-    from emoji_ae.model import Autoencoder, decode_all
-    from stages.compose import projector
-
-    torch.manual_seed(0)
-    model = Autoencoder(size=16, channels=[8, 16], latent=32).eval()
-    z = torch.randn(6, 32)
-    pixels = decode_all(model, z + torch.randn(6, 32))  # an image the decoder can draw, away from z's
-    assert projector(model, SimpleNamespace(project=SimpleNamespace(steps=0, lr=0.05))) is None  # off: the composite as decoded
-    project = projector(model, SimpleNamespace(project=SimpleNamespace(steps=30, lr=0.05)))
-    moved = project(z, pixels)
-    error = lambda latent: torch.nn.functional.mse_loss(decode_all(model, latent), pixels).item()  # noqa: E731
-    assert moved.shape == z.shape and error(moved) < 0.5 * error(z)
-    assert not moved.requires_grad and torch.equal(project(z, pixels), moved)  # deterministic, and nothing else read

@@ -25,19 +25,28 @@ def test_latent_must_be_a_positive_integer(latent):
     assert "latent" in error_of(params)
 
 
-@pytest.mark.parametrize("grid,latent,expected", [
-    (8, 80, "latent 80 does not fill a 8x8 grid (model.grid): use a multiple of 64, or model.grid: null"),
-    (3, 48, "model.grid must be a power of two of at most data.size / 4 = 16, got 3"),
-    (32, 1024, "model.grid must be a power of two of at most data.size / 4 = 16, got 32"),
-    (2, 40, "latent 40 does not fill the reference's 4x4 grid at 64 px (train_reference): use a multiple of 16"),
+@pytest.mark.parametrize("grid,latent,attribute,expected", [
+    (8, 80, 64, "latent 80 less model.attribute 64 does not fill the 8x8 content grid (model.grid) "
+                "with whole channels: "
+                "use a latent of 128, 192, 256, 320, ..., or change model.grid or model.attribute"),
+    # never a coarser grid in silence:
+    (8, 32, 0, "latent 32 less model.attribute 0 does not fill the 8x8 content grid"),
+    (3, 48, 0, "model.grid must be a power of two of at most data.size / 2 = 32, got 3"),
+    (64, 1024, 0, "model.grid must be a power of two of at most data.size / 2 = 32, got 64"),
+    (2, 72, 64, "latent 72 does not fill the reference's 4x4 grid at 64 px (train_reference): use a multiple of 16"),
 ])
-def test_the_latent_grid_must_fit_the_image_and_the_latent(grid, latent, expected):
+def test_the_content_grid_must_fit_the_image_and_the_latent_in_whole_channels(grid, latent, attribute, expected):
     params = default_params()
-    params["model"]["grid"], params["latent"] = grid, latent
-    assert expected in error_of(params)
-    if "reference" not in expected:
-        params["model"]["grid"] = None
-        assert parse_params(params).model.grid is None  # null: the finest grid that fits
+    params["model"]["grid"], params["model"]["attribute"], params["latent"] = grid, attribute, latent
+    error = error_of(params)
+    assert expected in error and "\n" not in error
+
+
+def test_the_attribute_code_and_the_grid_share_the_latent():
+    params = parse_params(default_params())
+    assert params.latent == params.model.attribute + params.model.grid**2 * (
+        (params.latent - params.model.attribute) // params.model.grid**2
+    )
 
 
 def test_every_bad_key_is_reported_at_once_with_suggestions():
@@ -86,7 +95,9 @@ def test_precision_is_fp32_or_bf16(precision):
     assert "train.precision" in error_of(params)
 
 
-@pytest.mark.parametrize("key,value", [("paste", 1.5), ("flip", -0.1), ("flip", 2), ("rotate", -5), ("shift", 0.6), ("zoom", 1)])
+@pytest.mark.parametrize(
+    "key,value", [("paste", 1.5), ("flip", -0.1), ("flip", 2), ("rotate", -5), ("shift", 0.6), ("zoom", 1)]
+)
 def test_online_augmentation_takes_probabilities_and_bounded_ranges(key, value):
     params = default_params()
     params["train"][key] = value
@@ -106,8 +117,8 @@ def test_missing_params_file_is_a_clear_error(tmp_path):
 
 
 def test_overrides_replace_values_as_dvc_exp_run_s_does():
-    params = load_params(REPO / "params.yaml", ["aux.lambda=0.03", "latent=32", "data.split.val=0.2"])
-    assert (params.aux.lambda_, params.latent, params.aux.hidden) == (0.03, 32, 64)
+    params = load_params(REPO / "params.yaml", ["aux.lambda=0.03", "latent=512", "data.split.val=0.2"])
+    assert (params.aux.lambda_, params.latent, params.aux.hidden) == (0.03, 512, 64)
 
 
 @pytest.mark.parametrize("assignment, message", [

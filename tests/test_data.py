@@ -55,10 +55,17 @@ def test_the_grouped_split_keeps_every_group_whole_and_stratifies_groups_by_clas
     parts = data.grouped_split(groups, labels, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=3)
     assert sorted(np.concatenate(list(parts.values()))) == list(range(300))
     in_split = {name: set(groups[index]) for name, index in parts.items()}
-    assert not (in_split["train"] & in_split["val"]) and not (in_split["train"] & in_split["test"]) and not (in_split["val"] & in_split["test"])
+    assert (
+        not (in_split["train"] & in_split["val"])
+        and not (in_split["train"] & in_split["test"])
+        and not (in_split["val"] & in_split["test"])
+    )
     animals = {g for g in present if g >= 45}
-    assert [len(in_split[s] & animals) for s in data.SPLITS] == [round(len(animals) * 0.6), round(len(animals) * 0.2),
-                                                                   len(animals) - round(len(animals) * 0.6) - round(len(animals) * 0.2)]
+    assert [len(in_split[s] & animals) for s in data.SPLITS] == [
+        round(len(animals) * 0.6),
+        round(len(animals) * 0.2),
+        len(animals) - round(len(animals) * 0.6) - round(len(animals) * 0.2),
+    ]
     again = data.grouped_split(groups, labels, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=3)
     assert all((parts[s] == again[s]).all() for s in data.SPLITS)
 

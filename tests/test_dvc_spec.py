@@ -12,7 +12,9 @@ PIPELINES = ("dvc.yaml", "benchmark/dvc.yaml")
 
 
 def stages():
-    return [stage for pipeline in PIPELINES for stage in yaml.safe_load((REPO / pipeline).read_text())["stages"].values()]
+    return [
+        stage for pipeline in PIPELINES for stage in yaml.safe_load((REPO / pipeline).read_text())["stages"].values()
+    ]
 
 
 def name_of(out) -> str:
@@ -28,15 +30,28 @@ def test_the_committed_headline_holds_at_most_40_figures_led_by_the_test_mse():
     names = leaves(json.loads((REPO / "reports/headline.json").read_text()))
     assert len(names) <= 40 and names[0] == "ae.test_mse"
     assert {"judge_ae.top1", "judge_ae.top5", "aux.test_accuracy", "reference.test_mse"} <= set(names)
-    assert name_of(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["evaluate"]["metrics"][0]) == "reports/headline.json"
+    assert (
+        name_of(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["evaluate"]["metrics"][0])
+        == "reports/headline.json"
+    )
 
 
 def test_each_curve_is_declared_once_and_every_uncached_output_keeps_the_run_cache():
-    assert "plots" not in yaml.safe_load((REPO / "dvc.yaml").read_text())  # no top-level plot draws a stage's curves again
+    assert "plots" not in yaml.safe_load(
+        (REPO / "dvc.yaml").read_text()
+    )  # no top-level plot draws a stage's curves again
     for stage in stages():
-        uncached = [name_of(out) for out in stage.get("outs", []) if isinstance(out, dict) and not next(iter(out.values())).get("cache", True)]
+        uncached = [
+            name_of(out)
+            for out in stage.get("outs", [])
+            if isinstance(out, dict) and not next(iter(out.values())).get("cache", True)
+        ]
         # None, or the two stages that run nothing costly and put the run's figures in Git for review
-        assert uncached in ([], ["reports/report.md", "reports/metrics.json"], ["reports/benchmark.md", "reports/benchmark.json"]), uncached
+        assert uncached in (
+            [],
+            ["reports/report.md", "reports/metrics.json"],
+            ["reports/benchmark.md", "reports/benchmark.json"],
+        ), uncached
 
 
 def test_what_dvc_shows_as_metrics_is_the_headline_at_most_40_figures():

@@ -69,12 +69,17 @@ CASES = {
     "negative epochs": ({"train__epochs": -3}, ["train.epochs"]),
     "typo in a key": ({"train__epocs": 3}, ["train.epocs: unknown key (did you mean 'epochs'?)"]),
     "filter selects nothing": ({"data__include": ["spaceship"]}, ["widen data.include"]),
-    "class empty in a split": ({"data__classes": [{"name": "tiger", "words": ["tiger"]}, {"name": "rest", "words": []}]},
-                               ["class tiger has no emoji"]),
+    "class empty in a split": (
+        {"data__classes": [{"name": "tiger", "words": ["tiger"]}, {"name": "rest", "words": []}]},
+        ["class tiger has no emoji"],
+    ),
     "bad variant pattern": ({"data__variants": ["type ("]}, ["data.variants: 'type (' is not a regular expression"]),
     "empty source list": ({"data__source": []}, ["data.source"]),
     "source listed twice": ({"data__source": ["openmoji", "openmoji"]}, ["lists an empty or repeated source"]),
-    "source that is not parquet": ({"data__source": "params.yaml"}, ["could not be read as a parquet file or image folder"]),
+    "source that is not parquet": (
+        {"data__source": "params.yaml"},
+        ["could not be read as a parquet file or image folder"],
+    ),
     "missing local source": ({"data__source": "nowhere/emoji.parquet"}, ["does not exist"]),
     "unknown source": ({"data__source": "opnemoji"}, ["'opnemoji' does not exist", "data.source=openmoji"]),
     "unreachable hub": ({"data__source": "someone/not-reachable"}, ["data.source=openmoji"]),
@@ -111,6 +116,11 @@ def test_compose_rejects_an_unknown_name_with_the_closest_names(tmp_path, stage)
 
 def test_training_stage_without_data_says_to_run_the_earlier_stages_from_the_command_line(tmp_path):
     write_params(tmp_path, tiny_params())
-    result = subprocess.run([sys.executable, "-m", "stages.train", "ae"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train", "ae"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
     assert_clean_failure(result, "run the earlier stages first")

@@ -3,15 +3,13 @@
 import json
 
 import pandas as pd
-
 import torch
 
-from stages import augment, extra, prepare, pretrain
-from emoji_ae.model import build_autoencoder, load_model
-from emoji_ae.training import seed_everything
 from emoji_ae.config import load_params
 from emoji_ae.data import SPLITS, base_emoji
 from emoji_ae.files import read_split
+from emoji_ae.model import build_autoencoder, load_model, seed_everything
+from stages import augment, extra, prepare, pretrain
 from tests.conftest import NAMES, default_params, synthetic_params, write_params, write_valhalla_parquet
 
 VARIANTS = default_params()["data"]["variants"]
@@ -20,8 +18,12 @@ VARIANTS = default_params()["data"]["variants"]
 def with_other_set(tmp_path, names, held_out=0.0, share=1.0, mirror=False) -> dict:
     """Tiny params on the synthetic subset, with another set of these names as `extra.sources`."""
     params = synthetic_params(write_valhalla_parquet(tmp_path / "subset.parquet"))
-    params["extra"] = {"sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=names))], "mirror": mirror,
-                       "held_out": {"val": held_out, "test": held_out}, "share": share}
+    params["extra"] = {
+        "sources": [str(write_valhalla_parquet(tmp_path / "other.parquet", names=names))],
+        "mirror": mirror,
+        "held_out": {"val": held_out, "test": held_out},
+        "share": share,
+    }
     return params
 
 
@@ -39,7 +41,9 @@ def test_extra_learns_from_other_emoji_but_never_a_validation_or_test_emoji_or_a
     assert {split_of.get(base_emoji(t, VARIANTS)) for t in learn["text"]} <= {None, "train"}
     held_out = {b for b, s in split_of.items() if s in ("val", "test")}
     assert held_out and not held_out & set(learn["base"])
-    assert {"rocket", "red apple", "alarm clock face", "grinning cat"} <= set(learn["text"])  # beyond the subset, unfiltered
+    assert {"rocket", "red apple", "alarm clock face", "grinning cat"} <= set(
+        learn["text"]
+    )  # beyond the subset, unfiltered
     assert (learn["label"] == -1).all() and learn["augmented"].sum() == len(learn) // 2  # each glyph and its mirror
 
     styles = pd.read_parquet(workdir / "data/extra/styles.parquet")
@@ -67,7 +71,9 @@ def test_a_share_of_the_other_emoji_is_held_out_with_all_its_variants_and_never_
     assert all((held["base"] == b).sum() == 3 for b in held["base"].unique())  # each base with its skin tone and gender
     first = held.drop(columns="image")
     extra.main()
-    assert pd.read_parquet(workdir / "data/extra/held_out.parquet").drop(columns="image").equals(first)  # the same share again
+    assert (
+        pd.read_parquet(workdir / "data/extra/held_out.parquet").drop(columns="image").equals(first)
+    )  # the same share again
 
 
 def test_a_share_of_the_other_emoji_is_read_whole_and_the_subsets_always(workdir, tmp_path):
@@ -78,7 +84,9 @@ def test_a_share_of_the_other_emoji_is_read_whole_and_the_subsets_always(workdir
     prepare.main()
     extra.main()
 
-    read = pd.concat([pd.read_parquet(workdir / f"data/extra/{name}.parquet") for name in ("pretrain", "held_out", "styles")])
+    read = pd.concat(
+        [pd.read_parquet(workdir / f"data/extra/{name}.parquet") for name in ("pretrain", "held_out", "styles")]
+    )
     others_read = set(read["base"]) - set(NAMES)
     assert 5 < len(others_read) < 35  # a seeded share of the 40 other bases...
     assert all((read["base"] == b).sum() == 3 for b in others_read)  # ...each whole: skin tone and gender too
@@ -88,7 +96,9 @@ def test_a_share_of_the_other_emoji_is_read_whole_and_the_subsets_always(workdir
     summary = json.loads((workdir / "reports/extra/summary.json").read_text())
     kept = set(read["base"]) | {base_emoji(t, VARIANTS) for t in subset}
     unread = [t for t in others if base_emoji(t, VARIANTS) not in kept]
-    assert summary["sources"][str(tmp_path / "other.parquet")]["filtered_out"] == len(unread) >= 3 * 5  # counted, not lost
+    assert (
+        summary["sources"][str(tmp_path / "other.parquet")]["filtered_out"] == len(unread) >= 3 * 5
+    )  # counted, not lost
 
     held = pd.read_parquet(workdir / "data/extra/held_out.parquet")
     split_at_half = dict(zip(held["base"], held["split"]))
@@ -97,7 +107,9 @@ def test_a_share_of_the_other_emoji_is_read_whole_and_the_subsets_always(workdir
     extra.main()
     held = pd.read_parquet(workdir / "data/extra/held_out.parquet")
     assert held["base"].nunique() > len(split_at_half)
-    assert {b: s for b, s in zip(held["base"], held["split"]) if b in split_at_half} == split_at_half  # no emoji changes split
+    assert {
+        b: s for b, s in zip(held["base"], held["split"]) if b in split_at_half
+    } == split_at_half  # no emoji changes split
 
 
 def test_pretrain_with_no_epochs_writes_the_seeded_start_and_a_one_point_curve(workdir, tmp_path):

@@ -11,15 +11,30 @@ from tests.conftest import REPO, copy_repo
 PROBE = """
 import importlib.util, sys
 sys.path = [p for p in sys.path if p not in ("", ".")]
-found = {name: importlib.util.find_spec(name) is not None for name in ("emoji_ae", "emoji_ae.app.cli", "stages", "benchmark")}
+modules = ("emoji_ae", "emoji_ae.app.cli", "stages", "benchmark")
+found = {name: importlib.util.find_spec(name) is not None for name in modules}
 print(found)
 """
 
 
 def test_the_wheel_holds_only_the_emoji_ae_package_and_its_page(tmp_path):
     source = copy_repo(tmp_path / "clone")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(source)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = (tmp_path / "dist").glob("emoji_autoencoder-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"emoji_ae", wheel.name.split("-py")[0] + ".dist-info"}
@@ -28,11 +43,20 @@ def test_the_wheel_holds_only_the_emoji_ae_package_and_its_page(tmp_path):
     assert "emoji-ae = emoji_ae.app.cli:entry" in entry_points
 
     target = tmp_path / "site"  # the wheel installed on its own, as into a fresh environment
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    probe = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r})\n{PROBE}"], cwd=outside,
-                           capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r})\n{PROBE}"],
+        cwd=outside,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stdout.strip() == "{'emoji_ae': True, 'emoji_ae.app.cli': True, 'stages': False, 'benchmark': False}"
 
 

@@ -31,7 +31,9 @@ def test_a_blur_that_mse_prefers_is_not_recognised_and_a_sharp_near_copy_is():
     shifted, blur = torch.roll(target, 2, dims=2), torch.stack(list(pool.values())).mean(0)
     assert ((blur - target) ** 2).mean() < ((shifted - target) ** 2).mean()  # MSE would choose the blur
     judge = J.Judge(pool, None)
-    rows = judge.score({"composite": torch.stack([shifted, blur, target])}, target.expand(3, -1, -1, -1), [item("e3", "e5")] * 3)
+    rows = judge.score(
+        {"composite": torch.stack([shifted, blur, target])}, target.expand(3, -1, -1, -1), [item("e3", "e5")] * 3
+    )
     assert [r["composite_rank"] for r in rows[::2]] == [1, 1] and rows[1]["composite_rank"] > 1
     assert rows[2]["composite_ssim"] > 0.999 > rows[1]["composite_ssim"]
     assert rows[0]["composite_attribute"] is None  # no classifier: nothing read
@@ -50,9 +52,16 @@ def test_attributes_are_whole_words_whole_variants_or_the_set():
     assert not J.carries(("openmoji", "catalogue"), "cat", VARIANTS)
     assert J.carries(("openmoji", "thumbs up dark skin tone"), "dark skin tone", VARIANTS)
     assert not J.carries(("openmoji", "thumbs up medium dark skin tone"), "dark skin tone", VARIANTS)
-    assert J.carries(("twemoji", "nerd face"), "set twemoji", VARIANTS) and not J.carries(("openmoji", "nerd face"), "set twemoji", VARIANTS)
-    assert J.attribute_of({"kind": "style", "family": "openmoji -> twemoji", "target": ("twemoji", "x")}) == "set twemoji"
-    assert J.attribute_of({"kind": "variant", "family": "openmoji: dark skin tone", "target": ("openmoji", "x")}) == "dark skin tone"
+    assert J.carries(("twemoji", "nerd face"), "set twemoji", VARIANTS) and not J.carries(
+        ("openmoji", "nerd face"), "set twemoji", VARIANTS
+    )
+    assert (
+        J.attribute_of({"kind": "style", "family": "openmoji -> twemoji", "target": ("twemoji", "x")}) == "set twemoji"
+    )
+    assert (
+        J.attribute_of({"kind": "variant", "family": "openmoji: dark skin tone", "target": ("openmoji", "x")})
+        == "dark skin tone"
+    )
 
 
 def test_the_attribute_classifier_reads_what_it_was_trained_on_and_the_summary_holds_every_figure():
@@ -67,6 +76,13 @@ def test_the_attribute_classifier_reads_what_it_was_trained_on_and_the_summary_h
     items = [item(keys[i][1], keys[0][1]) | {"split": "val"} for i in (1, 3, 5)]
     rows = J.Judge(pool, net).score({name: x[[1, 3, 5]] for name in J.IMAGES}, x[[1, 3, 5]], items)
     summary = J.by_split([r | {"split": "val", "kind": "name"} for r in rows])
-    assert summary["val"]["all"]["composite"] == {"top1": 1.0, "top5": 1.0, "ssim": summary["val"]["all"]["composite"]["ssim"],
-                                                   "attribute": 1.0, "n_attribute": 3}
-    assert summary["val"]["all"]["target"] == {"attribute": 1.0, "n_attribute": 3} and summary["val"]["style"] == {"n": 0}
+    assert summary["val"]["all"]["composite"] == {
+        "top1": 1.0,
+        "top5": 1.0,
+        "ssim": summary["val"]["all"]["composite"]["ssim"],
+        "attribute": 1.0,
+        "n_attribute": 3,
+    }
+    assert summary["val"]["all"]["target"] == {"attribute": 1.0, "n_attribute": 3} and summary["val"]["style"] == {
+        "n": 0
+    }

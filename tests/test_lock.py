@@ -1,9 +1,9 @@
 """The locks that the README's commands and .ci/run install from agree with pyproject.toml."""
 
 import re
-import tomllib
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 
 from emoji_ae.tools.lock import LOCKS, digest
@@ -23,14 +23,19 @@ def pins(lock: str) -> dict[str, tuple[str, int]]:
 
 def requirements(extras: list[str]) -> list[Requirement]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return [Requirement(r) for r in project["dependencies"] + [r for e in extras for r in project["optional-dependencies"][e]]]
+    return [
+        Requirement(r)
+        for r in project["dependencies"] + [r for e in extras for r in project["optional-dependencies"][e]]
+    ]
 
 
 @pytest.mark.parametrize("lock", LOCKS)
 def test_each_lock_was_compiled_from_the_committed_pyproject(lock):
     first = (REPO / lock).read_text().splitlines()[0]
     assert first == f"# pyproject.toml: {digest(REPO / 'pyproject.toml', LOCKS[lock])}", (
-        f"pyproject.toml changed since {lock} was compiled: run `pip install uv && python -m emoji_ae.tools.lock` and commit both locks")
+        f"pyproject.toml changed since {lock} was compiled: run `pip install uv && python -m emoji_ae.tools.lock` "
+        "and commit both locks"
+    )
 
 
 @pytest.mark.parametrize("lock", LOCKS)
@@ -40,7 +45,9 @@ def test_every_requirement_is_pinned_within_its_bounds_with_hashes(lock):
     for requirement in requirements(LOCKS[lock]):
         name = re.sub(r"[-_.]+", "-", requirement.name).lower()
         assert name in pinned, f"{requirement} is not in {lock}"
-        assert requirement.specifier.contains(pinned[name][0], prereleases=True), f"{lock} pins {name}=={pinned[name][0]}, outside {requirement}"
+        assert requirement.specifier.contains(pinned[name][0], prereleases=True), (
+            f"{lock} pins {name}=={pinned[name][0]}, outside {requirement}"
+        )
     assert all(hashes > 0 for _, hashes in pinned.values())
 
 

@@ -28,10 +28,19 @@ def test_repro_writes_metrics_report_and_figures(tiny_pipeline):
     held_out = metrics["compose"]["ae"]["test"]["family_mean"]
     assert 0 <= held_out["top5"] <= 1 and 0 <= held_out["beats_pixel"] <= 1 and held_out["gap"] > 0
     by_kind = metrics["compose"]["ae"]["test"]["family_mean_by_kind"]
-    assert by_kind["variant"]["n"] > 10 and by_kind["name"]["n"] > 10 and by_kind["style"]["n"] > 10  # skin tones and genders of every glyph
-    assert metrics["compose"]["subset"]["ae"]["test"]["family_mean"]["n"] < held_out["n"]  # the subset's own, reported apart
-    assert [r["answer"] for r in metrics["compose"]["recipes"]["ae"]] == ["cat face with tears of joy"]  # the assignment's recipe
-    assert metrics["ae"]["one_pass_vs_reference"] == metrics["ae"]["test_mse_one_pass"] / metrics["reference"]["test_mse_one_pass"]
+    assert (
+        by_kind["variant"]["n"] > 10 and by_kind["name"]["n"] > 10 and by_kind["style"]["n"] > 10
+    )  # skin tones and genders of every glyph
+    assert (
+        metrics["compose"]["subset"]["ae"]["test"]["family_mean"]["n"] < held_out["n"]
+    )  # the subset's own, reported apart
+    assert [r["answer"] for r in metrics["compose"]["recipes"]["ae"]] == [
+        "cat face with tears of joy"
+    ]  # the assignment's recipe
+    assert (
+        metrics["ae"]["one_pass_vs_reference"]
+        == metrics["ae"]["test_mse_one_pass"] / metrics["reference"]["test_mse_one_pass"]
+    )
     assert 0 < metrics["ae"]["test_ssim"] <= 1 and 0 < metrics["reference"]["test_ssim_one_pass"] <= 1
 
     report = (tiny_pipeline / "reports/report.md").read_text()
@@ -41,12 +50,21 @@ def test_repro_writes_metrics_report_and_figures(tiny_pipeline):
     assert f"{metrics['ae']['test_mse']:.4f}" in report
     confusion = json.loads((tiny_pipeline / "reports/evaluate/confusion.json").read_text())
     assert len(confusion) == 40 and all(image["emoji"] for image in confusion)
-    assert "wrong predictions fall on" in report or "Every test image is classified correctly" in report
-    for link in ("evaluate/learning_curves.png", "evaluate/reconstructions.png", "compose/ae/analogies.png", "compose/ae/benchmark.png"):
+    assert "Wrong predictions by emoji: " in report
+    first_screen = report[: report.index("## 1. Autoencoder")]  # what a reader looks at first
+    assert "](evaluate/reconstructions.png)" in first_screen and "](compose/ae/recipe_" in first_screen
+    assert "| true emoji is the nearest drawing (top-1) |" in first_screen
+    assert report.count("composite MSE / pixel arithmetic's") == 1  # the MSE breakdown, once, in the appendix
+    for link in (
+        "evaluate/learning_curves.png",
+        "evaluate/reconstructions.png",
+        "compose/ae/analogies.png",
+        "compose/ae/benchmark.png",
+    ):
         assert f"]({link})" in report and (tiny_pipeline / "reports" / link).stat().st_size > 1000
     assert "](frontier.png)" in report and "](benchmark.md)" in report  # the committed artefacts, linked
     latents = __import__("torch").load(tiny_pipeline / "models/ae/latents.pt", weights_only=True)
-    assert latents["train"]["z"].shape == (100, 16) and len(latents["test"]["text"]) == 40
+    assert latents["train"]["z"].shape == (100, 32) and len(latents["test"]["text"]) == 40
 
 
 def figures(text: str) -> set[str]:
@@ -57,7 +75,11 @@ def figures(text: str) -> set[str]:
 def run_figures(repo) -> set[str]:
     """Every way the report may print a number this run computed, or a param it was given."""
     values = []
-    for path in ["reports/metrics.json", "reports/prepare/summary.json", *map(str, (repo / "reports").glob("train_*/metrics.json"))]:
+    for path in [
+        "reports/metrics.json",
+        "reports/prepare/summary.json",
+        *map(str, (repo / "reports").glob("train_*/metrics.json")),
+    ]:
         values += leaves(json.loads((repo / path).read_text()))
     confusion = json.loads((repo / "reports/evaluate/confusion.json").read_text())
     values += accuracy_interval(confusion, yaml.safe_load((repo / "params.yaml").read_text())["seed"])
@@ -94,12 +116,16 @@ def test_plots_html_draws_offline_in_headless_chromium(pipeline_copy):
     dvc(pipeline_copy, "plots", "show", "-o", "plots_html")
     page = pipeline_copy / "plots_html/index.html"
     html = page.read_text()
-    assert "reports/train_ae/plots/metrics/val/mse.tsv" in html and "reconstructions.png" in html  # a curve, once, and a figure
+    assert (
+        "reports/train_ae/plots/metrics/val/mse.tsv" in html and "reconstructions.png" in html
+    )  # a curve, once, and a figure
     assert "cdn.jsdelivr" not in html and "vega-embed" in html  # the vendored copies, inlined
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium); the offline rendering check needs it")
+        pytest.skip(
+            "Chromium is not installed (Debian: apt-get install chromium); the offline rendering check needs it"
+        )
     dom = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", f"--user-data-dir={pipeline_copy / 'chromium-profile'}",
@@ -153,7 +179,9 @@ def test_a_reviewer_sees_the_headline_first_and_each_curve_once(tiny_pipeline, t
     metrics = workspace["data"]["metrics"]
     headline = metrics["reports/headline.json"]["data"]
     assert next(iter(headline["ae"])) == "test_mse" and 20 <= metric_values(headline)
-    assert set(metrics) <= {"reports/headline.json", "reports/benchmark/headline.json"}, set(metrics)  # the breakdowns are outputs
+    assert set(metrics) <= {"reports/headline.json", "reports/benchmark/headline.json"}, set(
+        metrics
+    )  # the breakdowns are outputs
     assert sum(metric_values(m.get("data", {})) for m in metrics.values()) <= 40
     plots = json.loads(dvc(tiny_pipeline, "plots", "show", "--json", "-o", str(tmp_path / "plots")))
     ids = list(plots.get("data", plots))

@@ -5,14 +5,20 @@ import json
 import pandas as pd
 import pytest
 
-from stages import prepare
 from emoji_ae import data, sources
 from emoji_ae.config import PipelineError
+from stages import prepare
 from tests.conftest import NAMES, emoji_png, synthetic_params, tiny_params, write_params, write_valhalla_parquet
 
 # Variants of base emoji as valhalla names them, and damaged rows, beside a second set.
-VARIANT_NAMES = ["man getting face massage type 1 2", "woman getting face massage type 3", "person getting face massage",
-                 "man facepalming face type 4", "woman facepalming face", "face with medium skin tone"]
+VARIANT_NAMES = [
+    "man getting face massage type 1 2",
+    "woman getting face massage type 3",
+    "person getting face massage",
+    "man facepalming face type 4",
+    "woman facepalming face",
+    "face with medium skin tone",
+]
 
 
 def read_splits(workdir) -> dict[str, pd.DataFrame]:
@@ -23,8 +29,12 @@ def mixed_sources(tmp_path):
     """Two sets that share names, one with variants, a duplicate row and damaged rows."""
     first = write_valhalla_parquet(tmp_path / "vendor_a.parquet", names=NAMES + VARIANT_NAMES)
     rows = [{"image": {"bytes": emoji_png(i + 40), "path": None}, "text": name} for i, name in enumerate(NAMES[:15])]
-    rows += [rows[0], {"image": None, "text": "ghost face"}, {"image": {"bytes": b"junk", "path": None}, "text": "junk face"},
-             {"image": {"bytes": emoji_png(3), "path": None}, "text": None}]
+    rows += [
+        rows[0],
+        {"image": None, "text": "ghost face"},
+        {"image": {"bytes": b"junk", "path": None}, "text": "junk face"},
+        {"image": {"bytes": emoji_png(3), "path": None}, "text": None},
+    ]
     second = tmp_path / "vendor_b.parquet"
     pd.DataFrame(rows).to_parquet(second)
     return first, second
@@ -49,9 +59,18 @@ def test_prepare_splits_by_emoji_across_sources_and_accounts_for_every_row(workd
 
     summary = json.loads((workdir / "reports/prepare/summary.json").read_text())
     a, b = summary["sources"][str(first)], summary["sources"][str(second)]
-    assert a == {"rows": len(NAMES) + len(VARIANT_NAMES), "used": len(NAMES) + len(VARIANT_NAMES) - 2, "filtered_out": 2, "skipped": {}}
-    assert b == {"rows": 19, "used": 15, "filtered_out": 0,
-                 "skipped": {sources.DUPLICATE: 1, sources.MISSING_IMAGE: 1, sources.MISSING_TEXT: 1, sources.UNREADABLE: 1}}
+    assert a == {
+        "rows": len(NAMES) + len(VARIANT_NAMES),
+        "used": len(NAMES) + len(VARIANT_NAMES) - 2,
+        "filtered_out": 2,
+        "skipped": {},
+    }
+    assert b == {
+        "rows": 19,
+        "used": 15,
+        "filtered_out": 0,
+        "skipped": {sources.DUPLICATE: 1, sources.MISSING_IMAGE: 1, sources.MISSING_TEXT: 1, sources.UNREADABLE: 1},
+    }
     assert summary["images"] == len(pooled) == a["used"] + b["used"]
     assert summary["emoji"] == pooled["base"].nunique()
     assert sum(summary["per_source"][str(second)].values()) == 15

@@ -12,9 +12,9 @@ import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from stages import prepare
 from emoji_ae import data
 from emoji_ae.config import PipelineError
+from stages import prepare
 from tests.conftest import encoded, synthetic_params, write_params
 
 FACES = ["grinning face", "crying face", "weary face", "pouting face", "nerd face", "sleepy face", "winking face",
@@ -31,8 +31,14 @@ names = st.one_of(emoji_names, emoji_names, emoji_names,
                   st.text(min_size=1, max_size=12))
 drawings = st.builds(lambda mode, index, size: {"bytes": encoded(mode, index, size), "path": None},
                      st.sampled_from(MODES), st.integers(0, 30), st.integers(4, 90))
-images = st.one_of(drawings, drawings, drawings, st.just(None), st.just({"bytes": b"\x89PNG\r\n\x1a\n cut short", "path": None}),
-                   st.builds(lambda size: {"bytes": encoded("RGBA", 0, size, blank=True), "path": None}, st.integers(4, 40)))
+images = st.one_of(
+    drawings,
+    drawings,
+    drawings,
+    st.just(None),
+    st.just({"bytes": b"\x89PNG\r\n\x1a\n cut short", "path": None}),
+    st.builds(lambda size: {"bytes": encoded("RGBA", 0, size, blank=True), "path": None}, st.integers(4, 40)),
+)
 rows = st.lists(st.fixed_dictionaries({"image": images, "text": names}), max_size=40)
 
 
@@ -45,9 +51,17 @@ def emoji_sets(draw):
     any spelling, variant and image mode) among rows of anything, and repeats some rows exactly."""
     sets = []
     for _ in range(draw(st.integers(1, 2))):
-        core = [draw(st.lists(st.sampled_from(group), min_size=4, max_size=len(group), unique=True)) for group in (ANIMALS, FACES)]
-        table = [{"image": draw(drawings), "text": draw(st.sampled_from(SPELLINGS))(draw(st.sampled_from(DECORATIONS)).format(name))}
-                 for name in core[0] + core[1]]
+        core = [
+            draw(st.lists(st.sampled_from(group), min_size=4, max_size=len(group), unique=True))
+            for group in (ANIMALS, FACES)
+        ]
+        table = [
+            {
+                "image": draw(drawings),
+                "text": draw(st.sampled_from(SPELLINGS))(draw(st.sampled_from(DECORATIONS)).format(name)),
+            }
+            for name in core[0] + core[1]
+        ]
         table += draw(rows)
         table = draw(st.permutations(table))
         repeats = draw(st.lists(st.integers(0, len(table) - 1), max_size=5))
@@ -57,7 +71,8 @@ def emoji_sets(draw):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(emoji_sets())
-@example([[{"image": None, "text": None}, {"image": {"bytes": b"junk", "path": None}, "text": "nerd face"}]])  # nothing usable
+# nothing usable:
+@example([[{"image": None, "text": None}, {"image": {"bytes": b"junk", "path": None}, "text": "nerd face"}]])
 def test_prepare_on_any_emoji_set_splits_by_emoji_and_accounts_for_every_row(sets):
     with tempfile.TemporaryDirectory() as tmp:
         paths = []

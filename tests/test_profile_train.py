@@ -3,9 +3,9 @@ import sys
 import pandas as pd
 import pytest
 
-from stages import augment, prepare
-from emoji_ae.tools import profile_train
 from emoji_ae.config import PipelineError
+from emoji_ae.tools import profile_train
+from stages import augment, prepare
 from tests.conftest import synthetic_params, write_params
 
 

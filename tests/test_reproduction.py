@@ -1,14 +1,13 @@
-"""A fresh clone reproduces the committed results: data hashes exactly, trained metrics closely.
+"""A fresh clone reproduces the committed results: data hashes exactly, trained figures within noise.
 
 Runs the default pipeline (a few minutes on 2 cores) on the committed params, started when the
 tests are collected and run beside them (tests/conftest.py: `Reproduction`). The data stages
 are bitwise reproducible on any x86_64 CPU (emoji_ae/__init__.py pins the kernels). Training is
-bitwise reproducible on one machine, but on another CPU the last bits differ (oneDNN picks
-its convolution blocking from the cache sizes) and 80 epochs amplify them: the Intel Xeon with
-AVX-512 and AMX that retrained the committed models moved the test MSEs by up to 0.7% and the
-aux accuracy by half a point (docs/findings.md). The tolerances are several times that. The
-composition scores swing by several points between CPUs; only their baselines, which no model
-computes, are compared.
+bitwise reproducible on one machine, but on another CPU the last bits differ (oneDNN picks its
+convolution blocking from the cache sizes) and training carries them as far as a change of seed.
+So each trained figure, and each figure of the composition judge, may move by its tolerance
+(emoji_ae/noise.py), derived from the spread over seeds committed in reports/noise.json; what no
+model computes must match exactly. tests/test_noise.py shows that a real change of training fails it.
 """
 
 import json
@@ -16,64 +15,57 @@ import json
 import pytest
 import yaml
 
+from emoji_ae.noise import beyond_noise, compared_keys, leaves
 from emoji_ae.tools.app_benchmark import start_app
 from tests import hostile
 from tests.conftest import emoji_ae, emoji_png, git
 
 pytestmark = pytest.mark.e2e
 
-MSE_RELATIVE = 0.05   # test MSEs and the aux/ae ratio
-PSNR_DB = 0.25        # about what 5% of MSE is
-ACCURACY = 0.075      # two emoji's worth: an emoji's 7 test images are right or wrong together
-
-
-def leaves(tree, prefix=""):
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            yield from leaves(value, f"{prefix}{key}.")
-    else:
-        yield prefix.rstrip("."), tree
-
 
 def outs_of(lock: dict, stage: str) -> dict:
     return {out["path"]: out["md5"] for out in lock["stages"][stage]["outs"]}
 
 
-def close_to(key: str, value: float):
-    if key.endswith("accuracy"):
-        return pytest.approx(value, abs=ACCURACY)
-    if key.endswith("psnr"):
-        return pytest.approx(value, abs=PSNR_DB)
-    return pytest.approx(value, rel=MSE_RELATIVE)
-
-
 def test_a_fresh_clone_reproduces_the_committed_data_and_metrics(reproduced):
     repo = reproduced
     committed_lock = yaml.safe_load(git(repo, "show", "HEAD:dvc.lock"))
-    committed = dict(leaves(json.loads(git(repo, "show", "HEAD:reports/metrics.json"))))
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     for stage in ("prepare", "augment", "extra"):
         assert outs_of(lock, stage) == outs_of(committed_lock, stage), f"{stage} outputs differ"
-    reproduced = dict(leaves(json.loads((repo / "reports/metrics.json").read_text())))
+    committed = leaves(json.loads(git(repo, "show", "HEAD:reports/metrics.json")))
+    reproduced = leaves(json.loads((repo / "reports/metrics.json").read_text()))
     assert reproduced.keys() == committed.keys()
-    trained = [key for key in committed if key.startswith(("ae.", "aux.", "reference."))]
-    assert len(trained) >= 20
-    for key in trained:
-        assert reproduced[key] == close_to(key, committed[key]), key
+    keys = compared_keys(committed)
+    assert len([k for k in keys if k.startswith(("ae.", "aux.", "reference."))]) >= 20 and len(keys) >= 40
+    noise = json.loads(git(repo, "show", "HEAD:reports/noise.json"))
+    assert not beyond_noise(committed, reproduced, noise, keys), "\n".join(
+        beyond_noise(committed, reproduced, noise, keys)
+    )
     # What no model computes: the pixel baselines of the analogies, and how many there are.
-    baselines = [key for key in committed if key.endswith(("pixel_mse", "copy_mse", ".n")) or key.startswith("compose.n_")]
+    baselines = [
+        key for key in committed if key.endswith(("pixel_mse", "copy_mse", ".n")) or key.startswith("compose.n_")
+    ]
     assert len(baselines) >= 30
     for key in baselines:
         assert reproduced[key] == pytest.approx(committed[key], rel=1e-6), key
 
 
-VARIANT_RECIPE = ["waving hand dark skin tone", "waving hand sign", "thumbs up sign"]  # as the package spells the CLDR names
+VARIANT_RECIPE = [
+    "waving hand dark skin tone",
+    "waving hand sign",
+    "thumbs up sign",
+]  # as the package spells the CLDR names
 
 
 def test_the_default_package_composes_every_drawing_by_name_and_its_page_is_safe(reproduced, tmp_path):
     listed = emoji_ae("names", "thumbs", cwd=reproduced).stdout.splitlines()
-    assert {"thumbs up sign", "thumbs up dark skin tone", "twemoji: thumbs up sign", "thumbs down sign"} <= set(listed), listed
-    assert len([n for n in listed if n.startswith("thumbs up ") and n.endswith(" skin tone")]) == 5  # CLDR names, both sets
+    assert {"thumbs up sign", "thumbs up dark skin tone", "twemoji: thumbs up sign", "thumbs down sign"} <= set(
+        listed
+    ), listed
+    assert (
+        len([n for n in listed if n.startswith("thumbs up ") and n.endswith(" skin tone")]) == 5
+    )  # CLDR names, both sets
     composed = emoji_ae("compose", " - ".join(VARIANT_RECIPE[:2]) + " + " + VARIANT_RECIPE[2], cwd=reproduced)
     assert composed.returncode == 0 and "base: thumbs up sign" in composed.stdout, composed.stderr
     secret = tmp_path / "secret.png"

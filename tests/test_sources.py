@@ -14,7 +14,9 @@ from tests.conftest import NAMES, emoji_png, encoded, write_valhalla_parquet
 
 
 def data(*paths, include=("face",), exclude=("clock",), revision="main"):
-    return SimpleNamespace(sources=[str(p) for p in paths], include=list(include), exclude=list(exclude), revision=revision)
+    return SimpleNamespace(
+        sources=[str(p) for p in paths], include=list(include), exclude=list(exclude), revision=revision
+    )
 
 
 def one(path, **kwargs) -> sources.Intake:
@@ -80,7 +82,9 @@ def test_the_same_name_from_two_sources_is_kept_from_both(tmp_path):
     first = write_valhalla_parquet(tmp_path / "a.parquet", names=NAMES[:5])
     second = write_valhalla_parquet(tmp_path / "b.parquet", names=NAMES[3:8])
     a, b = sources.load_sources(data(first, second))
-    assert [r["source"] for r in a.records] == [str(first)] * 5 and [r["source"] for r in b.records] == [str(second)] * 5
+    assert [r["source"] for r in a.records] == [str(first)] * 5 and [r["source"] for r in b.records] == [
+        str(second)
+    ] * 5
     assert {r["text"] for r in a.records} & {r["text"] for r in b.records} == set(NAMES[3:5])
 
 
@@ -124,7 +128,9 @@ def test_image_folder_with_metadata_loads(tmp_path):
     folder.mkdir()
     for i, name in enumerate(NAMES[:6]):
         (folder / f"{i}.png").write_bytes(emoji_png(i))
-    pd.DataFrame({"file_name": [f"{i}.png" for i in range(6)], "text": NAMES[:6]}).to_csv(folder / "metadata.csv", index=False)
+    pd.DataFrame({"file_name": [f"{i}.png" for i in range(6)], "text": NAMES[:6]}).to_csv(
+        folder / "metadata.csv", index=False
+    )
     intake = one(folder)
     assert sorted(r["text"] for r in intake.records) == sorted(NAMES[:6]) and intake.skipped == {}
 
@@ -153,8 +159,13 @@ def test_the_built_in_sets_give_named_colour_faces_and_account_for_every_glyph(n
     pixels = np.asarray(intake.records[0]["image"])
     assert pixels[..., 3].max() == 255 and len(np.unique(pixels[..., 0])) > 10  # drawn, in colour
     account = intake.summary()
-    assert account["rows"] > 1000 and account["rows"] == account["used"] + account["filtered_out"] + sum(account["skipped"].values())
-    assert set(account["skipped"]) <= {sources.NO_NAME, sources.NAME_TAKEN}  # glyphs beyond Unicode and CLDR (flags of the set's own)
+    assert account["rows"] > 1000 and account["rows"] == account["used"] + account["filtered_out"] + sum(
+        account["skipped"].values()
+    )
+    assert set(account["skipped"]) <= {
+        sources.NO_NAME,
+        sources.NAME_TAKEN,
+    }  # glyphs beyond Unicode and CLDR (flags of the set's own)
     assert account["skipped"][sources.NO_NAME] < account["rows"] // 5
 
 

@@ -6,10 +6,9 @@ import shutil
 import yaml
 
 from emoji_ae.files import read_json
+from emoji_ae.paths import BENCHMARK_LOCK, BENCHMARK_SPEC
 from emoji_ae.provenance import stale_lock, stale_record
 from tests.conftest import REPO
-
-from emoji_ae.paths import BENCHMARK_LOCK, BENCHMARK_SPEC
 
 
 def params_of(root) -> dict:
@@ -19,14 +18,18 @@ def params_of(root) -> dict:
 def test_the_committed_benchmark_was_made_with_this_code_and_these_params(monkeypatch):
     monkeypatch.chdir(REPO)
     stale = stale_lock(BENCHMARK_LOCK, BENCHMARK_SPEC, params_of(REPO))
-    assert not stale, "reports/benchmark.md is stale: run `dvc repro benchmark/dvc.yaml` and commit its outputs\n" + "\n".join(stale)
+    assert not stale, (
+        "reports/benchmark.md is stale: run `dvc repro benchmark/dvc.yaml` and commit its outputs\n" + "\n".join(stale)
+    )
 
 
 def test_the_committed_frontier_was_made_with_this_code_and_these_params(monkeypatch):
     monkeypatch.chdir(REPO)
     frontier = read_json("reports/frontier.json")
     stale = stale_record(frontier["made_with"], params_of(REPO), "reports/frontier.json")
-    assert not stale, "reports/frontier.json is stale: run `python -m emoji_ae.tools.frontier` and commit it\n" + "\n".join(stale)
+    assert not stale, (
+        "reports/frontier.json is stale: run `python -m emoji_ae.tools.frontier` and commit it\n" + "\n".join(stale)
+    )
 
 
 def test_a_changed_code_file_or_param_makes_the_benchmark_and_the_frontier_stale_by_name(tmp_path, monkeypatch):
@@ -46,9 +49,13 @@ def test_a_changed_code_file_or_param_makes_the_benchmark_and_the_frontier_stale
     assert "benchmark/dvc.lock (cell@ours-32) was made with another version of emoji_ae/model.py" in lines
     assert any(line.startswith("benchmark/dvc.lock (cell@ours-32) was made with train: ") for line in lines)
     assert not any("summary" in line for line in lines)  # the summary reads the cells, not the model
-    assert set(stale_record(frontier, params, "frontier")) >= {"frontier was made with another version of emoji_ae/model.py",
-                                                              f"frontier was made with train.epochs: {params['train']['epochs'] - 1}, "
-                                                              f"params.yaml now has {params['train']['epochs']}"}
+    assert set(stale_record(frontier, params, "frontier")) >= {
+        "frontier was made with another version of emoji_ae/model.py",
+        f"frontier was made with train.epochs: {params['train']['epochs'] - 1}, "
+        f"params.yaml now has {params['train']['epochs']}",
+    }
 
     (tmp_path / "emoji_ae/judge.py").unlink()
-    assert "benchmark/dvc.lock (cell@ours-32) was made with emoji_ae/judge.py, which no longer exists" in stale_lock(BENCHMARK_LOCK, BENCHMARK_SPEC, params)
+    assert "benchmark/dvc.lock (cell@ours-32) was made with emoji_ae/judge.py, which no longer exists" in stale_lock(
+        BENCHMARK_LOCK, BENCHMARK_SPEC, params
+    )

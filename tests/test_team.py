@@ -41,7 +41,9 @@ def webdav(tmp_path_factory):
         "simple_dc": {"user_mapping": {"*": {USER: {"password": PASSWORD}}}}, "logging": {"enable_loggers": []},
     }))
     log = open(root / "server.log", "w")
-    server = subprocess.Popen([shutil.which("wsgidav", path=venv_env()["PATH"]), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [shutil.which("wsgidav", path=venv_env()["PATH"]), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
@@ -116,7 +118,9 @@ def test_returning_to_params_already_run_restores_from_the_run_cache(team, tmp_p
     ran_b = dvc(work, "repro")
     stages = ("pretrain", "train_reference", "train_ae", "train_aux", "compose", "evaluate")
     assert all(f"Running stage '{stage}'" in ran_b or f"Stage '{stage}' is cached" in ran_b for stage in stages), ran_b
-    assert (work / "dvc.lock").read_text() != lock_a and load_model(work / "models/ae/model.pt").encode(torch.rand(1, 3, 16, 16)).shape == (1, 64)
+    assert (work / "dvc.lock").read_text() != lock_a and load_model(work / "models/ae/model.pt").encode(
+        torch.rand(1, 3, 16, 16)
+    ).shape == (1, 64)
     write_params(work, params_a)
     ran_a = dvc(work, "repro")  # latent A again: restored, not retrained
     for stage in stages:
@@ -126,7 +130,9 @@ def test_returning_to_params_already_run_restores_from_the_run_cache(team, tmp_p
 
 
 def test_experiments_round_trip_through_origin_and_the_remote(team):
-    dvc(team["work"], "exp", "run", "--temp", "-S", "latent=64", "--name", "latent-64")  # the workspace stays as committed
+    dvc(
+        team["work"], "exp", "run", "--temp", "-S", "latent=64", "--name", "latent-64"
+    )  # the workspace stays as committed
     dvc(team["work"], "exp", "push", "origin", "latent-64")
     clone = fresh_clone(team, "dave")
     dvc(clone, "exp", "pull", "origin", "latent-64")
@@ -139,18 +145,32 @@ def test_experiments_round_trip_through_origin_and_the_remote(team):
 
 def fetch(*args) -> None:
     """`dvc artifacts get` or `dvc get` from the team's origin, with the remote's credentials."""
-    result = subprocess.run([sys.executable, "-m", "dvc", *args, "--remote-config", f"user={USER}", f"password={PASSWORD}"],
-                            env=venv_env(), capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args, "--remote-config", f"user={USER}", f"password={PASSWORD}"],
+        env=venv_env(),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_a_registered_model_of_a_revision_is_fetched_from_the_remote(team, tmp_path):
     gto = shutil.which("gto", path=venv_env()["PATH"])
     for artifact in ("emoji-ae", "emoji-aux"):  # register versions, as Git tags on origin
-        subprocess.run([gto, "register", artifact, "--version", "v1.0.0", "--push"], cwd=team["work"], env=venv_env(), check=True,
-                       capture_output=True)
-    subprocess.run([gto, "assign", "emoji-ae", "--version", "v1.0.0", "--stage", "prod", "--push"], cwd=team["work"], env=venv_env(),
-                   check=True, capture_output=True)
+        subprocess.run(
+            [gto, "register", artifact, "--version", "v1.0.0", "--push"],
+            cwd=team["work"],
+            env=venv_env(),
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        [gto, "assign", "emoji-ae", "--version", "v1.0.0", "--stage", "prod", "--push"],
+        cwd=team["work"],
+        env=venv_env(),
+        check=True,
+        capture_output=True,
+    )
     for artifact, model, how in (("emoji-ae", "ae", ["--rev", "v1.0.0"]), ("emoji-aux", "aux", ["--rev", "v1.0.0"]),
                                  ("emoji-ae", "ae", ["--stage", "prod"])):
         out = tmp_path / f"{artifact}-{how[0].strip('-')}"
@@ -158,8 +178,21 @@ def test_a_registered_model_of_a_revision_is_fetched_from_the_remote(team, tmp_p
         assert md5(out / "model.pt") == md5(team["work"] / "models" / model / "model.pt")
     assert load_model(tmp_path / "emoji-aux-rev/model.pt").classifier is not None
     # The fetched package works on its own, in a folder that is no clone of the project.
-    composed = subprocess.run([shutil.which("emoji-ae", path=venv_env()["PATH"]), "compose", "crying cat face - crying face + face with tears of joy",
-                               "--model", "emoji-ae-rev", "-o", "composite.png"], cwd=tmp_path, env=venv_env(), capture_output=True, text=True)
+    composed = subprocess.run(
+        [
+            shutil.which("emoji-ae", path=venv_env()["PATH"]),
+            "compose",
+            "crying cat face - crying face + face with tears of joy",
+            "--model",
+            "emoji-ae-rev",
+            "-o",
+            "composite.png",
+        ],
+        cwd=tmp_path,
+        env=venv_env(),
+        capture_output=True,
+        text=True,
+    )
     assert composed.returncode == 0 and "nearest real emoji" in composed.stdout, composed.stderr
     assert (tmp_path / "composite.png").stat().st_size > 1000 and (tmp_path / "emoji-ae-rev/README.md").exists()
     revision = git(team["work"], "rev-parse", "HEAD").strip()  # any revision, through dvc get
@@ -178,7 +211,9 @@ def test_the_pr_check_fails_on_a_stale_lock_and_passes_on_a_fresh_one(team, tmp_
     git(work, "commit", "-qam", "a new learning rate, without dvc repro")
     stale = subprocess.run(check, cwd=work, env=venv_env(), capture_output=True, text=True)
     assert stale.returncode == 1 and stale.stderr.count("\n") == 1
-    assert stale.stderr.startswith("error: this commit's dvc.lock and metrics are stale (pretrain: param train modified; train_ae: param train")
+    assert stale.stderr.startswith(
+        "error: this commit's dvc.lock and metrics are stale (pretrain: param train modified; train_ae: param train"
+    )
     assert "run `dvc repro`, commit dvc.lock and reports/, and `dvc push`" in stale.stderr
 
 
@@ -223,6 +258,8 @@ def test_the_readmes_pull_and_repro_works_where_nobody_pushed_the_benchmark(team
     assert command == "dvc pull dvc.yaml && dvc repro"
     result = subprocess.run(["sh", "-c", command], cwd=clone, env=venv_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "Running stage" not in result.stdout and md5(clone / "models/ae/model.pt") == md5(work / "models/ae/model.pt")
+    assert "Running stage" not in result.stdout and md5(clone / "models/ae/model.pt") == md5(
+        work / "models/ae/model.pt"
+    )
     bare = subprocess.run(["sh", "-c", "dvc pull"], cwd=clone, env=venv_env(), capture_output=True, text=True)
     assert bare.returncode == 1 and "benchmark/cells" in bare.stdout + bare.stderr  # why the README names dvc.yaml

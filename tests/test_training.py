@@ -9,8 +9,8 @@ import torch
 from emoji_ae import KERNEL_PINS
 from emoji_ae.config import PipelineError
 from emoji_ae.metrics import evaluate
-from emoji_ae.model import Autoencoder, device
-from emoji_ae.training import fit, mirror, paste_patches, seed_everything, warp
+from emoji_ae.model import Autoencoder, device, seed_everything
+from emoji_ae.training import fit, mirror, paste_patches, warp
 from tests.conftest import RecordingLive, toy_data, training_params
 
 
@@ -41,7 +41,9 @@ def test_mirror_flips_a_seeded_share_of_images_left_to_right():
     flipped = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, x)])
     kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, x)])
     assert bool((flipped ^ kept).all()) and 70 < flipped.sum() < 130
-    assert torch.equal(mirror(x, 0.0, torch.Generator()), x) and torch.equal(mirror(x, 1.0, torch.Generator()), x.flip(-1))
+    assert torch.equal(mirror(x, 0.0, torch.Generator()), x) and torch.equal(
+        mirror(x, 1.0, torch.Generator()), x.flip(-1)
+    )
 
 
 def test_warp_moves_each_image_differently_and_keeps_a_white_background_white():
@@ -51,7 +53,9 @@ def test_warp_moves_each_image_differently_and_keeps_a_white_background_white():
     assert torch.equal(out, warp(x, 10, 0.1, 0.1, torch.Generator().manual_seed(0)))
     assert out.shape == x.shape and not torch.equal(out, x)
     assert len({tuple(o.flatten().tolist()) for o in out}) == len(x)  # a new view per image
-    assert torch.allclose(out[..., 0, :], torch.ones(1), atol=1e-6) and torch.allclose(out[..., :, 0], torch.ones(1), atol=1e-6)
+    assert torch.allclose(out[..., 0, :], torch.ones(1), atol=1e-6) and torch.allclose(
+        out[..., :, 0], torch.ones(1), atol=1e-6
+    )
     assert torch.equal(warp(x, 0, 0.0, 0.0, torch.Generator()), x)
     shifted = warp(x, 0, 0.25, 0.0, torch.Generator().manual_seed(1))
     assert not torch.equal(shifted[:, :, 6:10, 6:10], x[:, :, 6:10, 6:10])  # the square moved
@@ -60,10 +64,16 @@ def test_warp_moves_each_image_differently_and_keeps_a_white_background_white():
 def test_training_lowers_the_loss_and_logs_every_epoch():
     seed_everything(0, 2)
     x, y = toy_data()
-    model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=2)
+    model = Autoencoder(size=16, channels=[8, 16], latent=16, grid=2, n_classes=2)
     before = evaluate(model, x, y)["mse"]
     live = RecordingLive()
-    fit(model, (x, y), (x, y), training_params(aux_lambda=0.1, epochs=5, paste=0.5, flip=0.5, rotate=10, shift=0.05, zoom=0.1), live)
+    fit(
+        model,
+        (x, y),
+        (x, y),
+        training_params(aux_lambda=0.1, epochs=5, paste=0.5, flip=0.5, rotate=10, shift=0.05, zoom=0.1),
+        live,
+    )
     assert len(live.rows) == 5
     assert set(live.rows[0]) == {"train/mse", "train/ce", "train/acc", "val/mse", "val/ce", "val/acc"}
     assert live.rows[-1]["val/mse"] < before
@@ -73,7 +83,7 @@ def test_bf16_computes_in_bfloat16_and_keeps_float32_weights(capsys):
     def trained(precision):
         seed_everything(0, 2)
         x, y = toy_data()
-        model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=2, residual_levels=1)
+        model = Autoencoder(size=16, channels=[8, 16], latent=16, grid=2, n_classes=2, residual_levels=1)
         fit(model, (x, y), (x, y), training_params(aux_lambda=0.1, epochs=2, precision=precision), RecordingLive())
         return torch.cat([p.detach().flatten() for p in model.parameters()])
 
@@ -90,7 +100,7 @@ def test_the_ramp_gives_the_cross_entropy_no_weight_at_the_first_step_and_full_w
     def weights_after(batches, aux_lambda, aux_ramp):
         seed_everything(0, 2)
         x, y = toy_data(n=16 * batches)
-        model = Autoencoder(size=16, channels=[8, 16], latent=16, n_classes=2)
+        model = Autoencoder(size=16, channels=[8, 16], latent=16, grid=2, n_classes=2)
         fit(model, (x, y), (x, y), training_params(aux_lambda, aux_ramp, epochs=1, weight_decay=0.0), RecordingLive())
         return model.state_dict()
 
@@ -106,7 +116,7 @@ def test_same_seed_same_weights():
     def train_once():
         seed_everything(3, 2)
         x, y = toy_data()
-        model = Autoencoder(size=16, channels=[8, 16], latent=16)
+        model = Autoencoder(size=16, channels=[8, 16], latent=16, grid=2)
         fit(model, (x, y), (x, y), training_params(seed=3), RecordingLive())
         return model.state_dict()
 
@@ -133,7 +143,7 @@ def test_importing_stages_pins_torch_and_mkl_to_avx2_kernels_so_avx512_machines_
 def test_a_diverging_loss_stops_training_with_the_epoch_and_a_hint():
     x, y = toy_data()
     x[0, 0, 0, 0] = float("nan")
-    model = Autoencoder(size=16, channels=[8, 16], latent=16)
+    model = Autoencoder(size=16, channels=[8, 16], latent=16, grid=2)
     with pytest.raises(PipelineError, match=r"became nan in epoch 1: lower train.lr"):
         fit(model, (x, y), (x, y), training_params(), RecordingLive())
 
@@ -153,7 +163,9 @@ def test_both_models_start_from_the_pretrained_weights_and_refuse_another_models
         state = model.state_dict()
         assert all(torch.equal(state[k], v) for k, v in pretrained.state_dict().items())
         assert all(torch.equal(state[k], v) for k, v in head.items())  # the aux head starts fresh
-    with pytest.raises(PipelineError, match="models/pretrained/model.pt is unreadable .it was pretrained for another model or latent"):
+    with pytest.raises(
+        PipelineError, match="models/pretrained/model.pt is unreadable .it was pretrained for another model or latent"
+    ):
         start_from_pretrained(Autoencoder(size=16, channels=[8, 16], latent=32, grid=2))
 
 
@@ -163,86 +175,122 @@ def test_pretraining_pools_the_other_emoji_with_the_train_split_at_its_own_setti
     from tests.conftest import tiny_params
 
     seen = {}
-    monkeypatch.setattr(training, "fit", lambda model, train, val, params, live, analogies: seen.update(n=len(train[0]), labels=train[1], cfg=params.train))
+    monkeypatch.setattr(
+        training,
+        "fit",
+        lambda model, train, val, params, live, analogies: seen.update(
+            n=len(train[0]), labels=train[1], cfg=params.train
+        ),
+    )
     raw = tiny_params()
     raw["pretrain"] = {"epochs": 3, "lr": 0.004, "paste": 0.25, "analogy": 0.5}
     params = parse_params(raw)
     x, y = toy_data(n=20)
     training.pretrain(None, (x, torch.full((20,), -1)), (x[:8], y[:8]), (x, y), params)
     assert seen["n"] == 28 and (seen["labels"][:20] == -1).all() and torch.equal(seen["labels"][20:], y[:8])
-    assert (seen["cfg"].epochs, seen["cfg"].lr, seen["cfg"].paste, seen["cfg"].analogy, seen["cfg"].batch_size) == (3, 0.004, 0.25, 0.5, params.train.batch_size)
+    assert (seen["cfg"].epochs, seen["cfg"].lr, seen["cfg"].paste, seen["cfg"].analogy, seen["cfg"].batch_size) == (
+        3,
+        0.004,
+        0.25,
+        0.5,
+        params.train.batch_size,
+    )
 
 
-
-def test_the_analogy_objective_makes_latent_arithmetic_land_on_the_target():
-    """Drawings with and without a red square: the arithmetic gap (the MSE of decode(z(a) - z(b) +
-    z(c)) to d over the reconstruction MSE) shrinks when training asks for the analogy."""
-    from emoji_ae.analogies import TrainingAnalogies
-    from emoji_ae.training import analogy_loss
-
-    g = torch.Generator().manual_seed(0)
-    plain = (torch.rand(12, 3, 1, 1, generator=g) * 0.5).expand(12, 3, 16, 16).clone()  # a flat colour each
-    square = plain.clone()
-    square[:, 0, 2:8, 2:8] = 1.0
-    images = torch.cat([plain, square])
-    keys = [("set", f"thing {i}") for i in range(12)] + [("set", f"thing {i} with square") for i in range(12)]
-    found = TrainingAnalogies(keys, [])
-    gaps = {}
-    for weight in (0.0, 4.0):
-        seed_everything(0, 1)
-        model = Autoencoder(size=16, channels=[8, 16], latent=32)
-        labels = torch.zeros(24, dtype=torch.long)
-        fit(model, (images, labels), (images, labels), training_params(epochs=150, lr=1e-2, analogy=weight), analogies=(images, found))
-        model.eval()
-        with torch.no_grad():
-            reconstruction = torch.nn.functional.mse_loss(model(images)[0], images).item()
-            gaps[weight] = analogy_loss(model, (images, found), 200, torch.Generator().manual_seed(1)).item() / reconstruction
-    assert gaps[4.0] < 0.6 * gaps[0.0]
+def analogy_gap(model, analogies, n: int = 200) -> float:
+    """The MSE of decode(z(a) - z(b) + z(c)) to d over n drawn analogies, over the reconstruction MSE."""
+    quads = analogies.sample(n, torch.Generator().manual_seed(1))
+    a, b, c, d = (analogies.images[i] for i in quads.T)
+    model.eval()
+    with torch.no_grad():
+        za, zb, zc = model.encode(torch.cat([a, b, c])).chunk(3)
+        composites = model.decode(za - zb + zc)
+        reconstruction = torch.nn.functional.mse_loss(model(analogies.images)[0], analogies.images)
+    return (torch.nn.functional.mse_loss(composites, d) / reconstruction).item()
 
 
-def square_analogies():
-    """Flat colours with and without a red square, and their one family."""
+def square_analogies(word: str = "with square"):
+    """Flat colours with and without a red square (named `word`), and their one family."""
     from emoji_ae.analogies import TrainingAnalogies
 
     g = torch.Generator().manual_seed(0)
     plain = (torch.rand(12, 3, 1, 1, generator=g) * 0.5).expand(12, 3, 16, 16).clone()
     square = plain.clone()
     square[:, 0, 2:8, 2:8] = 1.0
-    keys = [("set", f"thing {i}") for i in range(12)] + [("set", f"thing {i} with square") for i in range(12)]
-    return torch.cat([plain, square]), TrainingAnalogies(keys, [])
+    keys = [("set", f"thing {i}") for i in range(12)] + [("set", f"thing {i} {word}") for i in range(12)]
+    variants = [r"\bdark skin tone\b"] if word == "dark skin tone" else []
+    return TrainingAnalogies(keys, variants, torch.cat([plain, square]))
 
 
-def test_a_patch_critic_learns_to_tell_sharp_drawings_from_blurred_ones():
-    from types import SimpleNamespace
+def test_the_analogy_objective_makes_latent_arithmetic_land_on_the_target():
+    """The arithmetic gap shrinks when training asks for the analogy."""
+    analogies = square_analogies()
+    labels = torch.zeros(24, dtype=torch.long)
+    gaps = {}
+    for weight in (0.0, 4.0):
+        seed_everything(0, 1)
+        model = Autoencoder(size=16, channels=[8, 16], latent=32, grid=2)
+        fit(
+            model,
+            (analogies.images, labels),
+            (analogies.images, labels),
+            training_params(epochs=150, lr=1e-2, analogy=weight),
+            analogies=analogies,
+        )
+        gaps[weight] = analogy_gap(model, analogies)
+    assert gaps[4.0] < 0.6 * gaps[0.0]
 
-    from emoji_ae.critic import Adversaries
 
-    images, _ = square_analogies()
-    blurred = torch.nn.functional.avg_pool2d(images, 5, 1, 2, count_include_pad=False)
-    adversaries = Adversaries(SimpleNamespace(composite=0.0, patch=1.0, lr=1e-3), 3, torch.device("cpu"), 0)
-    assert list(adversaries.critics) == ["patch"]
-    for _ in range(150):
-        adversaries.update(images, blurred, None)
-    critic = adversaries.critics["patch"]
-    with torch.no_grad():
-        assert critic(images).mean() > critic(blurred).mean() + 0.5
+TEACHERS = {"classify": 0.1, "adversary": 0.05, "invariance": 0.1, "swap": 1.0, "reader": 0.05}
 
 
-def test_critics_of_weight_zero_leave_training_as_it_was_and_a_weighed_critic_trains_with_it():
-    from types import SimpleNamespace
-
-    from emoji_ae.critic import Adversaries
-
-    images, found = square_analogies()
+def test_teachers_of_weight_zero_leave_training_as_it_was_and_weighed_ones_train_with_it():
+    analogies = square_analogies("dark skin tone")  # a variant: an attribute the code learns
     labels = torch.zeros(24, dtype=torch.long)
     states, logs = {}, {}
-    for name, weights in (("none", None), ("zero", (0.0, 0.0)), ("both", (0.05, 0.05))):
+    for name, teachers in (("none", None), ("zero", dict.fromkeys(TEACHERS, 0.0)), ("all", TEACHERS)):
         seed_everything(0, 1)
-        model = Autoencoder(size=16, channels=[8, 16], latent=32)
-        adversaries = weights and Adversaries(SimpleNamespace(composite=weights[0], patch=weights[1], lr=1e-3), 3, torch.device("cpu"), 0)
+        model = Autoencoder(size=16, channels=[8, 16], latent=32, grid=2, attribute=16)
         logs[name] = RecordingLive()
-        fit(model, (images, labels), (images, labels), training_params(epochs=4, analogy=0.5), logs[name], (images, found), adversaries)
+        fit(
+            model,
+            (analogies.images, labels),
+            (analogies.images, labels),
+            training_params(epochs=4, analogy=0.5, attribute=teachers),
+            logs[name],
+            analogies,
+        )
         states[name] = model.state_dict()
     assert all(torch.equal(states["none"][k], states["zero"][k]) for k in states["none"])
-    assert not all(torch.equal(states["none"][k], states["both"][k]) for k in states["none"])
-    assert {"train/composite", "train/patch"} <= set(logs["both"].rows[-1]) and "train/patch" not in logs["none"].rows[-1]
+    assert not all(torch.equal(states["none"][k], states["all"][k]) for k in states["none"])
+    assert {f"train/{t}" for t in TEACHERS} <= set(logs["all"].rows[-1]) and "train/swap" not in logs["none"].rows[-1]
+
+
+def swap_error(model, analogies) -> float:
+    """MSE of decode(attribute code of a, content grid of b) to a, over the family's pairs (a, b)."""
+    a, b = (analogies.images[analogies.pairs[:, i]] for i in (0, 1))
+    model.eval()
+    with torch.no_grad():
+        za, zb = model.encode(a), model.encode(b)
+        swapped = torch.cat([za[:, : model.attribute], zb[:, model.attribute :]], 1)
+        return torch.nn.functional.mse_loss(model.decode(swapped), a).item()
+
+
+def test_the_swap_teacher_puts_the_attribute_in_the_code_and_the_decoder_draws_it_on_another_grid():
+    """A red square named as a variant: with the swap, a drawing's attribute code on its pair's grid
+    draws the drawing with the square; without it, the grid keeps the square and the code does not."""
+    analogies = square_analogies("dark skin tone")
+    labels = torch.zeros(24, dtype=torch.long)
+    errors = {}
+    for name, teachers in (("untaught", None), ("swap", {"classify": 0.1, "swap": 1.0})):
+        seed_everything(0, 1)
+        model = Autoencoder(size=16, channels=[8, 16], latent=32, grid=2, attribute=16)
+        fit(
+            model,
+            (analogies.images, labels),
+            (analogies.images, labels),
+            training_params(epochs=100, lr=1e-2, attribute=teachers),
+            analogies=analogies,
+        )
+        errors[name] = swap_error(model, analogies)
+    assert errors["swap"] < 0.5 * errors["untaught"]

@@ -59,12 +59,17 @@ def test_every_dvc_and_python_command_they_run_exists_with_its_options(workflow)
         result = subprocess.run(command, cwd=REPO, env=venv_env(), capture_output=True, text=True)
         assert result.returncode == 0, f"{' '.join(words)}: {result.stderr}"
         for option in {w.split("=")[0] for w in rest if w.startswith("-")}:
-            assert re.search(rf"(^|[\s,\[]){re.escape(option)}\b", result.stdout), f"{' '.join(words)}: {option} is not an option"
+            assert re.search(rf"(^|[\s,\[]){re.escape(option)}\b", result.stdout), (
+                f"{' '.join(words)}: {option} is not an option"
+            )
         checked += 1
     assert checked >= 4
 
 
-@pytest.mark.skipif(shutil.which("cml") is None, reason="CML is not installed here (npm: @dvcorg/cml, which this machine's registry mirror lacks)")
+@pytest.mark.skipif(
+    shutil.which("cml") is None,
+    reason="CML is not installed here (npm: @dvcorg/cml, which this machine's registry mirror lacks)",
+)
 def test_every_cml_command_they_run_exists():
     for workflow in WORKFLOWS:
         for words in commands(workflow):

@@ -3,6 +3,7 @@
     emoji-ae compose "crying cat face - crying face + face with tears of joy" -o out.png
     emoji-ae reconstruct my.png -o recon.png
     emoji-ae interpolate "grinning face" "crying cat face" --steps 7 -o path.png
+    emoji-ae attribute "thumbs up sign" "dark skin tone" --amount 1 -o toned.png
     emoji-ae names [WORD]
     emoji-ae app
 
@@ -15,27 +16,36 @@ import argparse
 import sys
 from pathlib import Path
 
+from emoji_ae.app.workbench import DEFAULT_PACKAGE, Workbench
 from emoji_ae.config import PipelineError, run_stage
 from emoji_ae.data import words_of
-from emoji_ae.app.workbench import DEFAULT_PACKAGE, Workbench
 
 
 def arguments(argv=None) -> argparse.Namespace:
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--model", type=Path, default=DEFAULT_PACKAGE,
                        help="a model package folder (default: %(default)s; models/release/aux for the aux model)")
-    parser = argparse.ArgumentParser(prog="emoji-ae", description="Compose, reconstruct and interpolate emoji with a trained model.")
+    parser = argparse.ArgumentParser(
+        prog="emoji-ae",
+        description="Compose, reconstruct, interpolate and set attributes of emoji with a trained model.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     compose = commands.add_parser("compose", parents=[model], help="latent arithmetic: 'a - b + c'")
     compose.add_argument("recipe", help="terms joined by ' + ' and ' - ': emoji names, concepts or image paths")
-    compose.add_argument("--alpha", type=float, default=1.0, help="scales everything but the base, the last added emoji (default 1)")
+    compose.add_argument(
+        "--alpha", type=float, default=1.0, help="scales everything but the base, the last added emoji (default 1)"
+    )
     compose.add_argument("-o", "--output", type=Path, help="PNG: the inputs, the composite and pixel arithmetic")
 
     reconstruct = commands.add_parser("reconstruct", parents=[model], help="encode and decode one image or emoji")
     reconstruct.add_argument("image", help="an image file or an emoji's name")
-    reconstruct.add_argument("--refine", type=int, metavar="STEPS",
-                             help="Adam steps on the latent (default: the run's refine.steps; 0 = the encoder's single pass)")
+    reconstruct.add_argument(
+        "--refine",
+        type=int,
+        metavar="STEPS",
+        help="Adam steps on the latent (default: the run's refine.steps; 0 = the encoder's single pass)",
+    )
     reconstruct.add_argument("-o", "--output", type=Path, help="PNG: the prepared input beside its reconstruction")
 
     interpolate = commands.add_parser("interpolate", parents=[model], help="a spherical path between two latents")
@@ -44,7 +54,17 @@ def arguments(argv=None) -> argparse.Namespace:
     interpolate.add_argument("--steps", type=int, default=7, help="points on the path, the ends included (default 7)")
     interpolate.add_argument("-o", "--output", type=Path, help="PNG: the strip of decoded points")
 
-    names = commands.add_parser("names", parents=[model], help="the emoji and concepts a recipe may use")
+    attribute = commands.add_parser(
+        "attribute", parents=[model], help="move a drawing along an attribute (a skin tone, a set)"
+    )
+    attribute.add_argument("term", help="an emoji's name, a concept or an image file")
+    attribute.add_argument("attribute", help="an attribute of the model: `emoji-ae names` lists them")
+    attribute.add_argument(
+        "--amount", type=float, default=1.0, help="how far along it (default 1; negative takes it away)"
+    )
+    attribute.add_argument("-o", "--output", type=Path, help="PNG: the drawing, its reconstruction and the moved one")
+
+    names = commands.add_parser("names", parents=[model], help="the emoji, concepts and attributes a recipe may use")
     names.add_argument("word", nargs="?", help="only names with this word")
 
     app = commands.add_parser("app", parents=[model], help="serve the local web page")
@@ -65,15 +85,24 @@ def check_output(path: Path | None) -> None:
 def compose(bench: Workbench, args) -> None:
     result = bench.compose_text(args.recipe, args.alpha)
     print(f"base: {result.base.label}; alpha {args.alpha:g}")
-    print("nearest real emoji (inputs excluded): " + ", ".join(f"{name} ({distance:.2f})" for name, distance in result.nearest))
+    print(
+        "nearest real emoji (inputs excluded): "
+        + ", ".join(f"{name} ({distance:.2f})" for name, distance in result.nearest)
+    )
     if args.output:
         from emoji_ae.figures import save_grid
 
-        titles = [("" if i == 0 else ("- " if sign < 0 else "+ ")) + t.label for i, (sign, t) in enumerate(result.terms)]
+        titles = [
+            ("" if i == 0 else ("- " if sign < 0 else "+ ")) + t.label for i, (sign, t) in enumerate(result.terms)
+        ]
         nearest = result.nearest[0][0]
-        save_grid(args.output, [[t.pixels for _, t in result.terms] + [result.image, result.pixel, bench.pixels(nearest)]],
-                  col_titles=titles + ["= composite", "pixel arithmetic", f"nearest: {nearest}"],
-                  title=f"{args.recipe} (alpha {args.alpha:g})", cell=1.5)
+        save_grid(
+            args.output,
+            [[t.pixels for _, t in result.terms] + [result.image, result.pixel, bench.pixels(nearest)]],
+            col_titles=titles + ["= composite", "pixel arithmetic", f"nearest: {nearest}"],
+            title=f"{args.recipe} (alpha {args.alpha:g})",
+            cell=1.5,
+        )
         print(f"wrote {args.output}")
 
 
@@ -86,7 +115,9 @@ def reconstruct(bench: Workbench, args) -> None:
     if args.output:
         from emoji_ae.figures import save_grid
 
-        save_grid(args.output, [[term.pixels, image]], col_titles=["input, prepared", f"reconstruction ({mse:.4f})"], cell=2)
+        save_grid(
+            args.output, [[term.pixels, image]], col_titles=["input, prepared", f"reconstruction ({mse:.4f})"], cell=2
+        )
         print(f"wrote {args.output}")
 
 
@@ -97,13 +128,29 @@ def interpolate(bench: Workbench, args) -> None:
     if args.output:
         from emoji_ae.figures import save_grid
 
-        save_grid(args.output, [[start.pixels, *frames, end.pixels]],
-                  col_titles=["start", *[f"t={i / (len(frames) - 1):.2f}" for i in range(len(frames))], "end"], cell=1.2)
+        save_grid(
+            args.output,
+            [[start.pixels, *frames, end.pixels]],
+            col_titles=["start", *[f"t={i / (len(frames) - 1):.2f}" for i in range(len(frames))], "end"],
+            cell=1.2,
+        )
+        print(f"wrote {args.output}")
+
+
+def attribute(bench: Workbench, args) -> None:
+    term = bench.term(args.term)
+    moved = bench.set_attribute(term, args.attribute, args.amount)
+    print(f"{term.label}: {args.attribute} x {args.amount:g}")
+    if args.output:
+        from emoji_ae.figures import save_grid
+
+        save_grid(args.output, [[term.pixels, bench.set_attribute(term, args.attribute, 0.0), moved]],
+                  col_titles=["input", "decoded", f"{args.attribute} x {args.amount:g}"], cell=2)
         print(f"wrote {args.output}")
 
 
 def names(bench: Workbench, args) -> None:
-    """Every name (a drawing of a second set as 'set: name') and concept with the word, or all."""
+    """Every name (a drawing of a second set as 'set: name'), concept and attribute with the word, or all."""
     word = (args.word or "").lower()
     for name in sorted(bench.names):
         if not word or word in words_of(name):
@@ -111,6 +158,9 @@ def names(bench: Workbench, args) -> None:
     for concept, members in sorted(bench.concepts.items()):
         if not word or word in words_of(concept):
             print(f"{concept} (concept: {', '.join(members)})")
+    for name in bench.attributes:
+        if not word or word in words_of(name):
+            print(f"{name} (attribute: emoji-ae attribute NAME '{name}')")
 
 
 def main(argv=None) -> None:
@@ -124,7 +174,14 @@ def main(argv=None) -> None:
         serve(args.model, args.port)
         return
     bench = Workbench(args.model)
-    {"compose": compose, "reconstruct": reconstruct, "interpolate": interpolate, "names": names}[args.command](bench, args)
+    commands = {
+        "compose": compose,
+        "reconstruct": reconstruct,
+        "interpolate": interpolate,
+        "attribute": attribute,
+        "names": names,
+    }
+    commands[args.command](bench, args)
 
 
 def entry() -> None:

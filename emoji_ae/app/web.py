@@ -1,8 +1,8 @@
 """`emoji-ae app`: the model's three actions on a local web page, served on 127.0.0.1.
 
 Starlette routes under uvicorn and one static page (page.html, nothing fetched from the network).
-The page talks JSON to four routes: GET /api/info, POST /api/compose, /api/reconstruct and
-/api/interpolate. Images travel as PNG data URLs, uploads included.
+The page talks JSON to five routes: GET /api/info, POST /api/compose, /api/reconstruct,
+/api/interpolate and /api/attribute. Images travel as PNG data URLs, uploads included.
 
 Any page the user's browser opens can reach a server on 127.0.0.1, so (docs/design.md, "The page"):
 only requests addressed to this server's own names are answered (Host), POSTs come from its own
@@ -37,16 +37,21 @@ HOST = "127.0.0.1"  # local use only: the page is never served to other machines
 LOCAL_NAMES = ("127.0.0.1", "localhost")
 MAX_BODY = 8 * 2**20  # the whole JSON body, uploads included (base64)
 MAX_UPLOAD = 2 * 2**20  # one uploaded image's bytes
-MAX_UPLOAD_PIXELS = 4096 * 4096  # decoded size of one upload: a small PNG can hold a huge blank image
+MAX_UPLOAD_SIDE = 4096  # an upload's longer side: a small PNG can hold a huge blank image, made square before resizing
+MAX_DIGITS = 30  # of a number in the JSON body
 ARRIVAL_S = 10.0  # a request's body must arrive within this
 PATIENCE_S = 5.0  # longest wait for the model before the busy answer
 MAX_WAITING = 64  # requests queued for the model; one more gets the busy answer at once
 MAX_CONNECTIONS = 128  # uvicorn answers 503 beyond this many at once
 BACKLOG = 1024  # connections the kernel holds before uvicorn accepts them: a burst is queued, not reset
 SECURITY_HEADERS = {
-    "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
-                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src "
+                               "data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
 }
 
 
@@ -78,6 +83,13 @@ class ReconstructBody(BaseModel):
     steps: int | None = Field(None, ge=0, le=500)  # Adam steps on the latent; None: the package's refine.steps
 
 
+class AttributeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    term: Term
+    attribute: str = Field(max_length=100)
+    amount: float = Field(1.0, ge=-2, le=3, allow_inf_nan=False)
+
+
 class InterpolateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     start: Term
@@ -90,12 +102,18 @@ def problem(error: ValidationError, schema: type[BaseModel]) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "the request"
     field = schema.model_fields.get(str(first["loc"][0])) if first["loc"] else None
-    bounds = {key: getattr(m, key) for m in (field.metadata if field else []) for key in ("ge", "le", "min_length", "max_length")
-              if getattr(m, key, None) is not None}
+    bounds = {
+        key: getattr(m, key)
+        for m in (field.metadata if field else [])
+        for key in ("ge", "le", "min_length", "max_length")
+        if getattr(m, key, None) is not None
+    }
     if {"ge", "le"} <= bounds.keys() and first["type"] in ("greater_than_equal", "less_than_equal"):
         return f"{where} must be from {bounds['ge']:g} to {bounds['le']:g} (got {first.get('input')!r})"
     if {"min_length", "max_length"} <= bounds.keys() and first["type"] in ("too_short", "too_long"):
-        return f"{where}: from {bounds['min_length']} to {bounds['max_length']} items, got {len(first.get('input') or [])}"
+        return (
+            f"{where}: from {bounds['min_length']} to {bounds['max_length']} items, got {len(first.get('input') or [])}"
+        )
     return f"{where}: {first['msg']}"
 
 
@@ -119,29 +137,54 @@ class Api:
             except ValueError:
                 raise PipelineError(f"{spec.label or 'the upload'} is not base64 image data") from None
             if len(raw) > MAX_UPLOAD:
-                raise PipelineError(f"{spec.label or 'the upload'} is over {MAX_UPLOAD // 2**20} MiB: upload a smaller image")
-            return self.bench.image_term(raw, spec.label or "upload", max_pixels=MAX_UPLOAD_PIXELS)
+                raise PipelineError(
+                    f"{spec.label or 'the upload'} is over {MAX_UPLOAD // 2**20} MiB: upload a smaller image"
+                )
+            return self.bench.image_term(raw, spec.label or "upload", max_side=MAX_UPLOAD_SIDE)
         if not (spec.name or "").strip():
             raise PipelineError("a term is empty: pick an emoji or a concept, or upload an image")
         return self.bench.term(spec.name, paths=False)
 
     def info(self) -> dict:
         bench = self.bench
-        examples = [{"recipe": r, "terms": [{"sign": s, "name": t} for s, t in split_terms(r)]} for r in bench.settings.get("recipes", [])]
-        return {"model": bench.folder.name, "names": sorted(bench.names), "concepts": bench.concepts, "examples": examples,
-                "slerp": bench.settings.get("slerp", []), "refine_steps": bench.settings["refine"]["steps"]}
+        examples = [
+            {"recipe": r, "terms": [{"sign": s, "name": t} for s, t in split_terms(r)]}
+            for r in bench.settings.get("recipes", [])
+        ]
+        return {
+            "model": bench.folder.name,
+            "names": sorted(bench.names),
+            "concepts": bench.concepts,
+            "examples": examples,
+            "slerp": bench.settings.get("slerp", []),
+            "refine_steps": bench.settings["refine"]["steps"],
+            "attributes": list(bench.attributes),
+        }
 
     def compose(self, body: ComposeBody) -> dict:
         terms = [(1.0 if t.sign >= 0 else -1.0, self.term(t)) for t in body.terms]
         result = self.bench.compose(terms, body.alpha)
-        return {"inputs": [{"sign": s, "label": t.label, "image": data_url(t.pixels)} for s, t in result.terms],
-                "base": result.base.label, "composite": data_url(result.image), "pixel": data_url(result.pixel),
-                "nearest": [{"name": n, "distance": d, "image": data_url(self.bench.pixels(n))} for n, d in result.nearest]}
+        return {
+            "inputs": [{"sign": s, "label": t.label, "image": data_url(t.pixels)} for s, t in result.terms],
+            "base": result.base.label,
+            "composite": data_url(result.image),
+            "pixel": data_url(result.pixel),
+            "nearest": [{"name": n, "distance": d, "image": data_url(self.bench.pixels(n))} for n, d in result.nearest],
+        }
 
     def reconstruct(self, body: ReconstructBody) -> dict:
         term = self.term(body.term)
         image, mse = self.bench.reconstruct(term, body.steps)
         return {"input": data_url(term.pixels), "reconstruction": data_url(image), "mse": mse}
+
+    def attribute(self, body: AttributeBody) -> dict:
+        term = self.term(body.term)
+        image = self.bench.set_attribute(term, body.attribute, body.amount)
+        return {
+            "input": data_url(term.pixels),
+            "decoded": data_url(self.bench.set_attribute(term, body.attribute, 0.0)),
+            "image": data_url(image),
+        }
 
     def interpolate(self, body: InterpolateBody) -> dict:
         frames = self.bench.interpolate(self.term(body.start), self.term(body.end), body.steps)
@@ -194,6 +237,41 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+class Malformed(ValueError):
+    """A body that is not the JSON a route takes; its message is the one-line reason."""
+
+
+def parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:  # int() of a long digit string costs time quadratic in its length
+        raise Malformed(
+            f"malformed request: a number of {len(text)} digits; none of this page's fields needs over {MAX_DIGITS}"
+        )
+    return int(text)
+
+
+def parse_body(raw: bytes, schema: type[BaseModel]) -> BaseModel:
+    """The body as `schema`: UTF-8 JSON (RFC 8259), integers of at most MAX_DIGITS digits, nesting
+    under Python's recursion limit; a Malformed with the reason for anything else."""
+    try:
+        text = raw.decode("utf-8") if raw.strip() else "{}"
+    except UnicodeDecodeError:
+        raise Malformed("malformed request: the body is not UTF-8 text; send JSON") from None
+    try:
+        value = json.loads(text, parse_int=parse_int)
+    except json.JSONDecodeError as e:
+        raise Malformed(f"malformed request: not JSON ({e.msg})") from None
+    except RecursionError:
+        raise Malformed(
+            "malformed request: the JSON is nested too deeply; no field of this page nests over 3 levels"
+        ) from None
+    try:
+        return schema.model_validate(value)
+    except ValidationError as e:
+        raise Malformed(problem(e, schema)) from None
+    except RecursionError:
+        raise Malformed("malformed request: the JSON is nested too deeply") from None
+
+
 def post_route(work, schema: type[BaseModel], model: Model):
     async def endpoint(request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -205,16 +283,16 @@ def post_route(work, schema: type[BaseModel], model: Model):
         except ClientDisconnect:  # the sender left before its body was whole: nobody to answer
             return Response(status_code=400)
         try:
-            body = schema.model_validate(json.loads(raw or b"{}"))
-        except json.JSONDecodeError as e:
-            return answer(400, {"error": f"malformed request: not JSON ({e.msg})"})
-        except ValidationError as e:
-            return answer(400, {"error": problem(e, schema)})
+            body = parse_body(raw, schema)
+        except Malformed as e:
+            return answer(400, {"error": str(e)})
         start = time.perf_counter()
         try:
             value = await model.run(lambda: work(body))
         except Busy:
-            return answer(503, {"error": "the model is busy with other requests: try again in a moment"}, **{"Retry-After": "1"})
+            return answer(
+                503, {"error": "the model is busy with other requests: try again in a moment"}, **{"Retry-After": "1"}
+            )
         except PipelineError as e:
             return answer(400, {"error": str(e)})
         except Exception as e:  # a bug: say so in the page, keep serving, log the traceback
@@ -242,7 +320,13 @@ class LocalOnly:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         hosts = self.allowed()
         if headers.get("host", "").lower() not in hosts:
-            refused = answer(421, {"error": "this page answers only requests to its own address, http://127.0.0.1 or localhost at its port"})
+            refused = answer(
+                421,
+                {
+                    "error": "this page answers only requests to its own address, http://127.0.0.1 or localhost at "
+                             "its port"
+                },
+            )
             return await refused(scope, receive, send)
         origin, site = headers.get("origin"), headers.get("sec-fetch-site", "same-origin")
         if scope["method"] != "GET" and ((origin is not None and origin.lower() not in {f"http://{h}" for h in hosts})
@@ -262,12 +346,16 @@ def application(bench: Workbench, port_of) -> LocalOnly:
         return answer(200, api.info())
 
     async def http_error(request: Request, error: HTTPException) -> Response:
-        return answer(error.status_code, {"error": error.detail if error.status_code == 413 else f"no {request.method} route {request.url.path}"})
+        return answer(
+            error.status_code,
+            {"error": error.detail if error.status_code == 413 else f"no {request.method} route {request.url.path}"},
+        )
 
     routes = [Route("/", index), Route("/index.html", index), Route("/api/info", info),
               Route("/api/compose", post_route(api.compose, ComposeBody, model), methods=["POST"]),
               Route("/api/reconstruct", post_route(api.reconstruct, ReconstructBody, model), methods=["POST"]),
-              Route("/api/interpolate", post_route(api.interpolate, InterpolateBody, model), methods=["POST"])]
+              Route("/api/interpolate", post_route(api.interpolate, InterpolateBody, model), methods=["POST"]),
+              Route("/api/attribute", post_route(api.attribute, AttributeBody, model), methods=["POST"])]
     return LocalOnly(Starlette(routes=routes, exception_handlers={HTTPException: http_error}), port_of)
 
 
@@ -278,7 +366,9 @@ def listen(port: int) -> socket.socket:
         sock.bind((HOST, port))
     except OSError as e:
         sock.close()
-        raise PipelineError(f"cannot listen on {HOST}:{port} ({e.strerror}): pick another --port, or 0 for any free one") from None
+        raise PipelineError(
+            f"cannot listen on {HOST}:{port} ({e.strerror}): pick another --port, or 0 for any free one"
+        ) from None
     sock.listen(BACKLOG)
     return sock
 
@@ -287,8 +377,15 @@ def server(bench: Workbench, sock: socket.socket):
     import uvicorn
 
     port = sock.getsockname()[1]
-    config = uvicorn.Config(application(bench, lambda: port), log_level="warning", access_log=False, backlog=BACKLOG,
-                            limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+    config = uvicorn.Config(
+        application(bench, lambda: port),
+        log_level="warning",
+        access_log=False,
+        backlog=BACKLOG,
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
+    )
     return uvicorn.Server(config)
 
 
@@ -296,7 +393,11 @@ def serve(folder, port: int) -> None:
     """Load the package, then serve until Ctrl-C; prints the address once ready."""
     bench = Workbench(folder)
     sock = listen(port)
-    print(f"emoji-ae app: http://{HOST}:{sock.getsockname()[1]}/ ({len(bench.names)} emoji of {bench.folder}; Ctrl-C stops)", flush=True)
+    print(
+        f"emoji-ae app: http://{HOST}:{sock.getsockname()[1]}/ ({len(bench.names)} emoji of {bench.folder}; Ctrl-C "
+        "stops)",
+        flush=True,
+    )
     try:
         server(bench, sock).run(sockets=[sock])
     except KeyboardInterrupt:

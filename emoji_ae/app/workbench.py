@@ -18,6 +18,7 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
+from emoji_ae.analogies import families
 from emoji_ae.config import PipelineError
 from emoji_ae.data import normalise_text, split_images, to_square
 from emoji_ae.files import broken, read_json, short_reason
@@ -54,23 +55,28 @@ class Composite:
 
 
 def missing_package(folder: Path, what: str) -> PipelineError:
-    return PipelineError(f"{folder} {what}: give --model a model package (models/release/ae or models/release/aux after "
-                         "`dvc repro`, or the folder that `dvc artifacts get <repo> emoji-ae` wrote)")
+    return PipelineError(
+        f"{folder} {what}: give --model a model package (models/release/ae or models/release/aux after "
+        "`dvc repro`, or the folder that `dvc artifacts get <repo> emoji-ae` wrote)"
+    )
 
 
-def prepared_image(raw: bytes, size: int, rgba: bool, label: str, max_pixels: int | None = None) -> torch.Tensor:
+def prepared_image(raw: bytes, size: int, rgba: bool, label: str, max_side: int | None = None) -> torch.Tensor:
     """A user's image as the pipeline prepares its data (emoji_ae.sources.decode_image, then
-    emoji_ae.data.to_square), as a (C, H, W) tensor in [0, 1]; with max_pixels, refused when its
-    header declares a larger picture, before anything is decoded."""
-    if max_pixels is not None:
+    emoji_ae.data.to_square), as a (C, H, W) tensor in [0, 1]; with max_side, refused when its
+    header declares a longer side, before anything is decoded: the square it is padded to holds
+    the longer side squared, so a thin picture of a few bytes would otherwise ask for gigabytes."""
+    if max_side is not None:
         try:
             width, height = Image.open(io.BytesIO(raw)).size
         except Image.DecompressionBombError:
-            width = height = max_pixels  # larger still than Pillow decodes at all
+            width = height = max_side + 1  # larger still than Pillow decodes at all
         except Exception:  # Pillow's many error types for data that is no image: decode_image says so
             width = height = 0
-        if width * height > max_pixels:
-            raise PipelineError(f"{label} is over {max_pixels:,} pixels: upload a smaller image")
+        if max(width, height) > max_side:
+            raise PipelineError(
+                f"{label} is {width}x{height} pixels: upload an image of at most {max_side} pixels a side"
+            )
     try:
         image = decode_image(raw)
     except Skip as reason:
@@ -108,6 +114,7 @@ class Workbench:
         self.names, self.images, self.matrix, self.aliases = self.read_emoji(folder / "emoji.parquet")
         self.index = {name: i for i, name in enumerate(self.names)}
         self.concepts = {**self.settings.get("concepts", {}), **workspace_concepts(workspace_params)}
+        self.attributes = attribute_directions(self.model, self.keys, self.matrix, self.settings.get("variants", []))
 
     def read_emoji(self, path: Path) -> tuple[list[str], torch.Tensor, torch.Tensor, dict]:
         """Names, images (uint8: a package holds thousands), latents (the card stage's, or encoded
@@ -118,14 +125,24 @@ class Workbench:
         except Exception as e:  # pyarrow and Pillow raise many types for a damaged file
             raise broken(path, short_reason(e)) from None
         if "text" not in frame or images.shape[1:] != (self.channels, self.size, self.size):
-            raise broken(path, f"images of shape {tuple(images.shape[1:])}, not the model's {(self.channels, self.size, self.size)}")
+            raise broken(
+                path,
+                f"images of shape {tuple(images.shape[1:])}, not the model's {(self.channels, self.size, self.size)}",
+            )
         if "z" in frame:
             latents = torch.from_numpy(np.stack(frame["z"].to_numpy()).astype(np.float32))
         else:
             latents = torch.cat([encode_all(self.model, chunk.float().div(255)) for chunk in images.split(1024)])
         names = frame["text"].tolist()
         sources = frame["source"].tolist() if "source" in frame else [None] * len(names)
-        aliases = {f"{source}: {name}": name for name, source in zip(names, sources) if source and not name.startswith(f"{source}: ")}
+        aliases = {
+            f"{source}: {name}": name
+            for name, source in zip(names, sources)
+            if source and not name.startswith(f"{source}: ")
+        }
+        self.keys = [
+            (source, name.removeprefix(f"{source}: ")) for name, source in zip(names, sources)
+        ]  # as the families know them
         return names, images, latents, aliases
 
     def pixels(self, name: str) -> torch.Tensor:
@@ -137,8 +154,8 @@ class Workbench:
 
     # --- terms -------------------------------------------------------------------------------
 
-    def image_term(self, raw: bytes, label: str, max_pixels: int | None = None) -> Term:
-        pixels = prepared_image(raw, self.size, self.channels == 4, label, max_pixels)
+    def image_term(self, raw: bytes, label: str, max_side: int | None = None) -> Term:
+        pixels = prepared_image(raw, self.size, self.channels == 4, label, max_side)
         return Term(label, "image", encode_all(self.model, pixels[None])[0], pixels)
 
     def term(self, text: str, paths: bool = True) -> Term:
@@ -150,7 +167,10 @@ class Workbench:
             members = self.concepts[name]
             for member in members:
                 if member not in self.index:
-                    raise PipelineError(f"concept '{name}' lists '{member}', which is not an emoji of this model ({closest(member, self.names)})")
+                    raise PipelineError(
+                        f"concept '{name}' lists '{member}', which is not an emoji of this model "
+                        f"({closest(member, self.names)})"
+                    )
             return Term(name, "concept", torch.stack([self.latent(m) for m in members]).mean(0),
                         torch.stack([self.pixels(m) for m in members]).mean(0))
         if name in self.index:
@@ -158,7 +178,9 @@ class Workbench:
         looks_like_path = any(c in text for c in "/\\") or text.lower().endswith(IMAGE_SUFFIXES)
         if not paths:
             if looks_like_path:
-                raise PipelineError(f"'{text}': the page reads no files from the disk; upload the image with a term's file button")
+                raise PipelineError(
+                    f"'{text}': the page reads no files from the disk; upload the image with a term's file button"
+                )
         elif (path := Path(text).expanduser()).is_file():
             try:
                 raw = path.read_bytes()
@@ -167,8 +189,11 @@ class Workbench:
             return self.image_term(raw, str(path))
         elif looks_like_path:
             raise PipelineError(f"{text} does not exist: give the path of an image file, or an emoji's name")
-        raise PipelineError(f"'{text}' is neither an emoji of this model nor a concept ({closest(name, [*self.names, *self.concepts])}); "
-                            "`emoji-ae names` lists them")
+        raise PipelineError(
+            f"'{text}' is neither an emoji of this model nor a concept "
+            f"({closest(name, [*self.names, *self.concepts])}); "
+            "`emoji-ae names` lists them"
+        )
 
     # --- the three actions -------------------------------------------------------------------
 
@@ -185,7 +210,9 @@ class Workbench:
         own = {t.label for _, t in terms if t.kind == "emoji"}
         distances = torch.cdist(z[None], self.matrix)[0]
         order = [i for i in distances.argsort().tolist() if self.names[i] not in own][:NEAREST]
-        return Composite(terms, base, alpha, image, pixel.clamp(0, 1), [(self.names[i], float(distances[i])) for i in order])
+        return Composite(
+            terms, base, alpha, image, pixel.clamp(0, 1), [(self.names[i], float(distances[i])) for i in order]
+        )
 
     def compose_text(self, recipe: str, alpha: float = 1.0) -> Composite:
         return self.compose([(sign, self.term(text)) for sign, text in split_terms(recipe)], alpha)
@@ -199,12 +226,43 @@ class Workbench:
         image = decode_all(self.model, z)[0]
         return image, F.mse_loss(image, term.pixels).item()
 
+    def set_attribute(self, term: Term, attribute: str, amount: float = 1.0) -> torch.Tensor:
+        """The term decoded with its latent moved `amount` times along an attribute's direction."""
+        if attribute not in self.attributes:
+            known = ", ".join(sorted(self.attributes)) or "none (this package has no attribute families)"
+            raise PipelineError(f"'{attribute}' is not an attribute of this model; its attributes: {known}")
+        return decode_all(self.model, (term.z + amount * self.attributes[attribute])[None])[0]
+
     def interpolate(self, start: Term, end: Term, steps: int) -> list[torch.Tensor]:
         """`steps` decoded points of the spherical path from one latent to the other."""
         if steps < 2:
             raise PipelineError(f"--steps must be at least 2 (the two ends), got {steps}")
         path = torch.stack([slerp(start.z, end.z, float(t)) for t in np.linspace(0, 1, steps)])
         return list(decode_all(self.model, path))
+
+
+def attribute_directions(model, keys: list, latents: torch.Tensor, variants: list[str]) -> dict[str, torch.Tensor]:
+    """{attribute: direction}: for each skin tone, gender and set that the package's drawings pair
+    (emoji_ae.analogies: variant and style families, both sets' together), the mean latent difference
+    of its pairs: the family mean of the compose stage. On a model with an attribute code only that
+    code moves, so the drawing keeps its content grid and changes only the attribute."""
+    if not variants:  # a package from before the attribute code: its settings name no variants
+        return {}
+    index = {key: i for i, key in enumerate(keys)}
+    differences: dict[str, list] = {}
+    for family, spec in families(dict.fromkeys(index), variants).items():
+        if spec["kind"] == "name":
+            continue
+        attribute = f"{family.split(' -> ')[1]} style" if spec["kind"] == "style" else family.split(": ", 1)[1]
+        differences.setdefault(attribute, []).extend(latents[index[a]] - latents[index[b]] for a, b in spec["pairs"])
+    code = getattr(model, "attribute", 0)
+    directions = {}
+    for attribute, rows in sorted(differences.items()):
+        direction = torch.stack(rows).mean(0)
+        if code:
+            direction[code:] = 0
+        directions[attribute] = direction
+    return directions
 
 
 def workspace_concepts(path: Path | None) -> dict:

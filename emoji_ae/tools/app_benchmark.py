@@ -24,17 +24,30 @@ from pathlib import Path
 from emoji_ae.app.workbench import DEFAULT_PACKAGE
 from emoji_ae.config import PipelineError, run_stage
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def start_app(model: Path, timeout: float = 60) -> tuple[subprocess.Popen, str, float]:
     """The installed command, on a free port; returns it, its address and the seconds until /api/info answered."""
     # The console script beside this interpreter first: a venv that was not activated still has it.
-    command = shutil.which("emoji-ae", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    command = shutil.which(
+        "emoji-ae", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    )
     if command is None:
         raise PipelineError("emoji-ae is not installed: pip install -e .")
     started = time.perf_counter()
-    app = subprocess.Popen([command, "app", "--model", str(model), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    app = subprocess.Popen(
+        [command, "app", "--model", str(model), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = app.stdout.readline()
     found = re.search(r"http://127\.0\.0\.1:\d+/", line)
     if not found:

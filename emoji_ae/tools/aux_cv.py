@@ -26,9 +26,9 @@ from emoji_ae.config import PipelineError, load_params, run_stage
 from emoji_ae.data import images_and_labels
 from emoji_ae.files import read_split
 from emoji_ae.metrics import confusion_records, evaluate, wrong_emoji
-from emoji_ae.model import build_autoencoder, class_probabilities
+from emoji_ae.model import build_autoencoder, class_probabilities, seed_everything
 from emoji_ae.paths import AUGMENTED, split_file
-from emoji_ae.training import fit, seed_everything
+from emoji_ae.training import fit
 
 
 def emoji_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
@@ -37,7 +37,9 @@ def emoji_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
     labels = frame.groupby("base")["label"].first()
     rarest = labels.value_counts().min()
     if not 2 <= folds <= rarest:
-        raise PipelineError(f"--folds is {folds}; it must be from 2 to {rarest}, the emoji of the rarest class in train + val")
+        raise PipelineError(
+            f"--folds is {folds}; it must be from 2 to {rarest}, the emoji of the rarest class in train + val"
+        )
     if seed < 0:
         raise PipelineError(f"--fold-seed is {seed}; it must be a non-negative integer, like params.yaml's seed")
     rng = np.random.default_rng(seed)
@@ -63,9 +65,13 @@ def train_and_score(params, x, y, held_out: np.ndarray, classifier: bool) -> dic
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="replace a value of params.yaml, e.g. aux.lambda=0.03")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="replace a value of params.yaml, e.g. aux.lambda=0.03"
+    )
     parser.add_argument("--folds", type=int, default=4)
-    parser.add_argument("--fold-seed", type=int, help="seed of the deal of emoji into folds (default: seed in params.yaml)")
+    parser.add_argument(
+        "--fold-seed", type=int, help="seed of the deal of emoji into folds (default: seed in params.yaml)"
+    )
     args = parser.parse_args()
     params = load_params(overrides=args.overrides)
     fold_seed = params.seed if args.fold_seed is None else args.fold_seed
@@ -83,10 +89,15 @@ def main():
         ratios.append(aux["mse"] / ae["mse"])
         print(f"fold {k + 1}/{args.folds}: {frame['base'][held_out].nunique()} emoji, accuracy {aux['acc']:.1%}, "
               f"MSE aux {aux['mse']:.5f} / ae {ae['mse']:.5f} = {ratios[-1]:.3f}")
-        confusion = confusion_records(y[held_out].tolist(), aux["predicted"].tolist(), frame["text"][held_out], class_names)
+        confusion = confusion_records(
+            y[held_out].tolist(), aux["predicted"].tolist(), frame["text"][held_out], class_names
+        )
         print(f"  wrong: {wrong_emoji(confusion) or 'none'}")
-    print(f"aux_cv {' '.join(args.overrides) or '(params.yaml)'}, fold seed {fold_seed}: accuracy {np.mean(accuracies):.1%}, "
-          f"MSE aux/ae {np.mean(ratios):.3f} (means over {args.folds} folds)")
+    print(
+        f"aux_cv {' '.join(args.overrides) or '(params.yaml)'}, fold seed {fold_seed}: accuracy "
+        f"{np.mean(accuracies):.1%}, "
+        f"MSE aux/ae {np.mean(ratios):.3f} (means over {args.folds} folds)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ reports/frontier.png; commit both, then `dvc repro` puts them in the report.
 
 import argparse
 import json
+import statistics
 import subprocess
 
 from emoji_ae.config import PipelineError, load_params, run_stage
@@ -24,68 +25,72 @@ from emoji_ae.figures import save_scatter
 from emoji_ae.files import read_json, write_json
 from emoji_ae.paths import FRONTIER, FRONTIER_FIGURE, METRICS
 from emoji_ae.provenance import made_with, provenance
+from emoji_ae.results import KINDS, composition
 
-# Designs that trade reconstruction for composition, by family: the spatial latent grid (the
-# default; its size and pretraining were its frontier), a latent trained for arithmetic (the
-# analogy objective of Reed et al. 2015), a variational latent (beta-VAE), and a two-level latent
-# (a global code beside the grid). Each design: (family, params overrides).
-NO_ANALOGY = ["pretrain.analogy=0", "train.analogy=0"]
-DESIGNS = {
-    "8x8 grid, no analogy loss": ("spatial grid", NO_ANALOGY),
-    "latent 128, 2x2 grid": ("spatial grid", ["latent=128", "model.grid=2", *NO_ANALOGY]),
-    "analogy loss 1": ("analogy objective", ["pretrain.analogy=1", "train.analogy=1"]),
-    "analogy loss 1, pretraining only": ("analogy objective", ["pretrain.analogy=1", "train.analogy=0"]),
-    "analogy loss 0.1": ("analogy objective", ["pretrain.analogy=0.1", "train.analogy=0.1"]),
-    "beta 0.05": ("variational (beta-VAE)", ["model.variational=0.05", *NO_ANALOGY]),
-    "beta 1": ("variational (beta-VAE)", ["model.variational=1", *NO_ANALOGY]),
-    "64 global values": ("two-level latent", ["model.global_latent=64", *NO_ANALOGY]),
-    "64 global values, analogy loss 1": ("two-level latent", ["model.global_latent=64", "pretrain.analogy=1", "train.analogy=1"]),
-    # Judged by the picture (emoji_ae/judge.py): adversaries that see what the decoder draws, and a
-    # test-time step that moves the composite's latent using only the analogy's own inputs.
-    "composite critic 0.01": ("composite critic (ACAI)", ["critic.composite=0.01"]),
-    "composite critic 0.1": ("composite critic (ACAI)", ["critic.composite=0.1"]),
-    "patch critic 0.005": ("patch adversarial", ["critic.patch=0.005"]),
-    "patch critic 0.05": ("patch adversarial", ["critic.patch=0.05"]),
-    "projection 20 steps": ("test-time projection", ["compose.project.steps=20"]),
+# Designs that trade reconstruction for composition, by family, each (family, params overrides). The
+# earlier families (a variational latent, a two-level latent, critics, a test-time projection) were
+# dominated and their code has left the training loop: reports/frontier.json keeps their points,
+# each with the commit that measured it, and the figure still shows them.
+UNTAUGHT = [f"attribute.{teacher}=0" for teacher in ("classify", "adversary", "invariance", "swap", "reader")]
+CODE = "attribute code"
+DESIGNS = {  # the default (params.yaml) is the attribute code with classify, swaps and the swap classifier (reader)
+    "attribute code 64, untaught": (CODE, UNTAUGHT),
+    "attribute code 64, classify + swaps, no swap classifier": (CODE, ["attribute.reader=0"]),
+    "attribute code 64, + adversary 0.01": (CODE, ["attribute.adversary=0.01"]),
+    "attribute code 64, + invariance 0.03": (CODE, ["attribute.invariance=0.03"]),
+    "attribute code 128, 8x8x3 grid": (CODE, ["model.attribute=128"]),
+    "attribute code 64 in 256 values, 8x8x3 grid": (CODE, ["latent=256"]),
 }
 
 
 # The stages whose code computes a point's figures (reports/metrics.json is evaluate's, copied by
 # the report stage): what the frontier records as made with, and a fast test compares.
-MEASURED_BY = ("prepare", "augment", "extra", "pretrain", "train_reference", "train_ae", "train_aux", "compose", "evaluate")
+MEASURED_BY = (
+    "prepare",
+    "augment",
+    "extra",
+    "pretrain",
+    "train_reference",
+    "train_ae",
+    "train_aux",
+    "compose",
+    "evaluate",
+)
 
 
 def point(design: str, family: str, overrides: list[str], metrics: dict) -> dict:
-    """A design's validation figures: one-pass MSE, the family mean's MSE figures, and the judge's."""
-    compose = metrics["compose"]["ae"]["val"]
-    val = compose["family_mean"]
-    out = {"design": design, "family": family, "overrides": overrides, "val_mse_one_pass": metrics["ae"]["val_mse_one_pass"],
-           "val_beats_pixel": val["beats_pixel"], "val_top5": val["top5"], "val_vs_pixel": val["vs_pixel"], "val_gap": val["gap"],
-           "val_analogies": val["n"]}
-    judge = compose.get("judge")
-    if judge:  # recognition of the composite, by the picture (emoji_ae/judge.py)
-        out["judge"] = {kind: {"composite_top1": judge[kind]["composite"]["top1"], "pixel_top1": judge[kind]["pixel"]["top1"],
-                               "reconstruction_top1": judge[kind]["reconstruction"]["top1"]} for kind in judge}
-        whole = judge["all"]
-        out["judge"]["all"].update({"composite_top5": whole["composite"]["top5"], "composite_ssim": whole["composite"]["ssim"],
-                                    "composite_attribute": whole["composite"]["attribute"], "target_attribute": whole["target"]["attribute"]})
+    """A design's validation figures: one-pass MSE, the latent arithmetic's, and the judge's per kind."""
+    every = composition(metrics, "ae", "val")
+    out = {
+        "design": design,
+        "family": family,
+        "overrides": overrides,
+        "val_mse_one_pass": metrics["ae"]["val_mse_one_pass"],
+        "val_latent_top1": every.latent_top1,
+        "val_beats_pixel": every.beats_pixel,
+        "val_top5": every.latent_top5,
+        "val_vs_pixel": every.vs_pixel,
+        "val_gap": every.gap,
+        "val_analogies": every.n,
+    }
+    if every.composite is None:
+        return out
+    out["judge"] = {}
+    for kind in KINDS:  # recognition of the composite, by the picture (emoji_ae/judge.py)
+        scores = composition(metrics, "ae", "val", kind)
+        out["judge"][kind] = {"composite_top1": scores.composite.top1, "pixel_top1": scores.pixel.top1,
+                              "reconstruction_top1": scores.reconstruction.top1, "latent_top1": scores.latent_top1}
+    out["judge"]["all"].update(composite_top5=every.composite.top5, composite_ssim=every.composite.ssim,
+                               composite_attribute=every.composite.attribute, target_attribute=every.target_attribute)
     return out
 
 
 def family_of_default() -> str:
     """The family params.yaml's own design belongs to."""
     params = load_params()
-    if params.compose.project.steps:
-        return "test-time projection"
-    if params.critic.composite:
-        return "composite critic (ACAI)"
-    if params.critic.patch:
-        return "patch adversarial"
-    if params.train.analogy:
-        return "analogy objective"
-    if params.model.variational:
-        return "variational (beta-VAE)"
-    return "two-level latent" if params.model.global_latent else "spatial grid"
+    if params.model.attribute:
+        return "attribute code"
+    return "analogy objective" if params.train.analogy else "spatial grid"
 
 
 def run_design(design: str, overrides: list[str]) -> dict:
@@ -129,28 +134,58 @@ def experiment_name(design: str) -> str:
 
 def experiment_ref(name: str) -> str | None:
     """The Git ref DVC keeps an experiment under (refs/exps/<baseline>/<name>, less refs/exps/); None if none."""
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], capture_output=True, text=True).stdout.split()
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], capture_output=True, text=True
+    ).stdout.split()
     return next((ref.removeprefix("refs/exps/") for ref in refs if ref.endswith(f"/{name}")), None)
 
 
 def draw(points: list[dict]) -> None:
-    """One-pass reconstruction against the judge's top-1 of composites. Points measured before the
-    judge have no such figure: reports/frontier.json keeps them, the figure cannot place them."""
+    """One-pass reconstruction against the judge's top-1 of composites, and against the latent
+    arithmetic's rank (the target's latent is the nearest), coloured by family. Points measured
+    before the judge have no such figure: reports/frontier.json keeps them, the figure cannot place them."""
     judged = [p for p in points if "judge" in p]
-    save_scatter(FRONTIER_FIGURE, [(p["val_mse_one_pass"], p["judge"]["all"]["composite_top1"],
-                                    f"{p['family']}: {p['design']} (name {p['judge']['name']['composite_top1']:.0%}, "
-                                    f"pixel arithmetic {p['judge']['all']['pixel_top1']:.0%})") for p in judged],
-                 xlabel="validation MSE, one encoder pass (lower: reconstructs better)",
-                 ylabel="val analogies: composite recognised (judge top-1)", title="Reconstruction against composition, by design")
+    pixel = statistics.median(p["judge"]["all"]["pixel_top1"] for p in judged) if judged else None
+    rows = [
+        {
+            "mse": p["val_mse_one_pass"],
+            "top1": p["judge"]["all"]["composite_top1"],
+            "group": p["family"],
+            "latent": p.get("val_latent_top1"),
+            "label": f"{p['family']}: {p['design']} ({p['commit']})",
+        }
+        for p in judged
+    ]
+    panels = [{"x": "mse", "y": "top1", "xlabel": "validation MSE, one encoder pass (lower: reconstructs better)",
+               "ylabel": "val analogies: composite recognised (judge top-1)",
+               "reference": (pixel, "pixel arithmetic") if pixel is not None else None}]
+    if any(r["latent"] is not None for r in rows):
+        panels.append({"x": "mse", "y": "latent", "xlabel": "validation MSE, one encoder pass",
+                       "ylabel": "val analogies: the target's latent is the nearest"})
+        rows = [{**r, "latent": r["latent"] if r["latent"] is not None else float("nan")} for r in rows]
+    save_scatter(FRONTIER_FIGURE, panels, rows, title="Reconstruction against composition, by design")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", metavar="DESIGN", help="run only these designs (names of DESIGNS); keep the other points")
-    parser.add_argument("--redraw", action="store_true", help="redraw reports/frontier.png from reports/frontier.json; run nothing")
-    parser.add_argument("--reuse", action="store_true", help="read a design's experiment where one exists (refs/exps), run only the others")
-    parser.add_argument("--metrics", nargs="+", default=[], metavar="DESIGN=PATH",
-                        help="take a design's point from reports/metrics.json of a run made elsewhere (another workspace or machine)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="DESIGN", help="run only these designs (names of DESIGNS); keep the other points"
+    )
+    parser.add_argument(
+        "--redraw", action="store_true", help="redraw reports/frontier.png from reports/frontier.json; run nothing"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read a design's experiment where one exists (refs/exps), run only the others",
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=[],
+        metavar="DESIGN=PATH",
+        help="take a design's point from reports/metrics.json of a run made elsewhere (another workspace or machine)",
+    )
     args = parser.parse_args()
     if args.redraw:
         return draw(read_json(FRONTIER)["points"])
@@ -163,20 +198,33 @@ def main():
     for name, (family, overrides) in chosen.items():
         metrics, commit = measured_metrics(name, overrides, given.get(name), args.reuse)
         points.append({**point(name, family, overrides, metrics), **({"commit": commit} if commit else {})})
-    if args.only and FRONTIER.exists():  # the designs not run this time keep their recorded points
+    if FRONTIER.exists():  # every design not run this time keeps its recorded point, with the commit that measured it
         kept = read_json(FRONTIER)
-        points += [{"commit": kept["commit"], **p} for p in kept["points"] if p["design"] in DESIGNS and p["design"] not in chosen]
-    command = " ".join(["python -m emoji_ae.tools.frontier", *(["--only", *(f'"{n}"' for n in args.only)] if args.only else []),
-                        *(["--reuse"] if args.reuse else []), *(["--metrics", *(f'"{m}"' for m in args.metrics)] if args.metrics else [])])
+        points += [{"commit": kept["commit"], **p} for p in kept["points"]
+                   if p["design"] not in chosen and p["design"] != "default (params.yaml)"]
+    command = " ".join(
+        [
+            "python -m emoji_ae.tools.frontier",
+            *(["--only", *(f'"{n}"' for n in args.only)] if args.only else []),
+            *(["--reuse"] if args.reuse else []),
+            *(["--metrics", *(f'"{m}"' for m in args.metrics)] if args.metrics else []),
+        ]
+    )
     measured = provenance()
     for p in points:  # this run's points; a kept or reused point carries the commit it was measured at
         p.setdefault("commit", measured["commit"])
     write_json(FRONTIER, {**measured, "made_with": made_with(MEASURED_BY), "command": command, "points": points})
     draw(points)
     for p in points:
-        judged = " ".join(f"{kind} {v['composite_top1']:.0%}/{v['pixel_top1']:.0%}" for kind, v in p.get("judge", {}).items())
-        print(f"frontier: {p['family']}: {p['design']}: val MSE {p['val_mse_one_pass']:.4f}, beats pixel {p['val_beats_pixel']:.0%}, "
-              f"MSE {p['val_vs_pixel']:.2f}x pixel arithmetic's; judge top-1 composite/pixel: {judged or 'not judged'}")
+        judged = " ".join(
+            f"{kind} {v['composite_top1']:.0%}/{v['pixel_top1']:.0%}" for kind, v in p.get("judge", {}).items()
+        )
+        print(
+            f"frontier: {p['family']}: {p['design']}: val MSE {p['val_mse_one_pass']:.4f}, beats pixel "
+            f"{p['val_beats_pixel']:.0%}, "
+            f"MSE {p['val_vs_pixel']:.2f}x pixel arithmetic's; judge top-1 composite/pixel: {judged or 'not judged'}"
+        )
+
 
 if __name__ == "__main__":
     run_stage(main)

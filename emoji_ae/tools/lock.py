@@ -17,8 +17,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from emoji_ae.config import PipelineError, run_stage
 
@@ -33,8 +34,11 @@ def digest(pyproject: Path, extras: list[str]) -> str:
 
     project = tomllib.loads(pyproject.read_text())["project"]
     normal = lambda found: sorted(str(Requirement(r)) for r in found)  # noqa: E731
-    spec = {"requires-python": project.get("requires-python", ""), "dependencies": normal(project.get("dependencies", [])),
-            "extras": {e: normal(project.get("optional-dependencies", {}).get(e, [])) for e in extras}}
+    spec = {
+        "requires-python": project.get("requires-python", ""),
+        "dependencies": normal(project.get("dependencies", [])),
+        "extras": {e: normal(project.get("optional-dependencies", {}).get(e, [])) for e in extras},
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -44,8 +48,12 @@ def header(pyproject: Path, extras: list[str]) -> str:
 
 def installed() -> str:
     """This environment's versions, as pip freeze writes them (the project itself left out)."""
-    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True, check=True).stdout
-    return "".join(line + "\n" for line in frozen.splitlines() if line and not line.startswith(("-e ", "emoji-autoencoder")))
+    frozen = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True, check=True
+    ).stdout
+    return "".join(
+        line + "\n" for line in frozen.splitlines() if line and not line.startswith(("-e ", "emoji-autoencoder"))
+    )
 
 
 def compile_lock(uv: str, lock: str, extras: list[str], constraints: list[str], upgrade: bool) -> None:
@@ -55,11 +63,19 @@ def compile_lock(uv: str, lock: str, extras: list[str], constraints: list[str], 
         command.append("--upgrade")
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
-        raise PipelineError(f"uv pip compile failed for {lock}: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
+        raise PipelineError(
+            f"uv pip compile failed for {lock}: {(result.stderr.strip().splitlines() or ['no output'])[-1]}"
+        )
     # uv names each constraints file in its "via" comments; a temporary one would make every update a diff.
     temporary = [c for c in constraints if c.startswith(tempfile.gettempdir())]
-    body = "".join(line for line in Path(lock).read_text().splitlines(keepends=True) if not any(t in line for t in temporary))
-    Path(lock).write_text(header(PYPROJECT, extras) + "# update: pip install uv && python -m emoji_ae.tools.lock (docs/reproducibility.md)\n" + body)
+    body = "".join(
+        line for line in Path(lock).read_text().splitlines(keepends=True) if not any(t in line for t in temporary)
+    )
+    Path(lock).write_text(
+        header(PYPROJECT, extras)
+        + "# update: pip install uv && python -m emoji_ae.tools.lock (docs/reproducibility.md)\n"
+        + body
+    )
 
 
 def main():
@@ -80,7 +96,13 @@ def main():
             constraints.append(str(Path(tmp) / "installed.txt"))
         compile_lock(uv, "requirements.lock", LOCKS["requirements.lock"], constraints, args.upgrade)
         # The test lock keeps the pipeline's pins, so both installs run the pipeline on the same versions.
-        compile_lock(uv, "requirements-test.lock", LOCKS["requirements-test.lock"], [*constraints, "requirements.lock"], args.upgrade)
+        compile_lock(
+            uv,
+            "requirements-test.lock",
+            LOCKS["requirements-test.lock"],
+            [*constraints, "requirements.lock"],
+            args.upgrade,
+        )
     for lock in LOCKS:
         pins = sum("==" in line and not line.startswith((" ", "#")) for line in Path(lock).read_text().splitlines())
         print(f"wrote {lock}: {pins} pinned packages")

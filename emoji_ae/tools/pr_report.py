@@ -6,8 +6,8 @@
     python -m emoji_ae.tools.pr_report post pr_comment.md                # with CML; degrades on a fork's PR
 
 The comment compares what the PR committed with what the base committed: nothing is retrained.
-A change no larger than the spread in reports/noise.json (measured by `python -m
-emoji_ae.tools.noise`) is shown as within noise, not as better or worse. Figures come before and
+A change no larger than its tolerance (emoji_ae/noise.py, from the runs in reports/noise.json that
+`python -m emoji_ae.tools.noise` measured) is shown as within noise, not as better or worse. Figures come before and
 after, from `dvc plots diff`. Run it locally to preview a comment; `comment` needs no network.
 """
 
@@ -22,9 +22,8 @@ from pathlib import Path
 import yaml
 
 from emoji_ae.config import PipelineError, run_stage
+from emoji_ae.noise import leaves, tolerance
 from emoji_ae.paths import COMPOSE, EVALUATE, HEADLINE, NOISE
-from emoji_ae.provenance import lookup
-from emoji_ae.tools.noise import leaves
 
 LOWER_IS_BETTER = ("mse", "vs_reference", "vs_ae")  # every other headline figure is better higher
 FIGURES = [("Reconstructions", EVALUATE / "reconstructions.png"), ("Learning curves", EVALUATE / "learning_curves.png"),
@@ -59,8 +58,10 @@ def pull() -> None:
         return
     result = subprocess.run(["dvc", "pull"], capture_output=True, text=True)
     if result.returncode:
-        raise PipelineError("dvc pull failed: the team's remote lacks outputs of this commit, or cannot be reached "
-                            f"({(result.stderr.strip().splitlines() or ['no output'])[-1]}); run `dvc push` where they were made")
+        raise PipelineError(
+            "dvc pull failed: the team's remote lacks outputs of this commit, or cannot be reached "
+            f"({(result.stderr.strip().splitlines() or ['no output'])[-1]}); run `dvc push` where they were made"
+        )
 
 
 def pipeline_outputs(lock: dict) -> set[str]:
@@ -95,8 +96,10 @@ def check() -> None:
     reasons = stale_reasons(json.loads(run("dvc", "status", "--json") or "{}"), pipeline_outputs(lock))
     if reasons:
         detail = "; ".join(f"{stage}: {', '.join(why)}" for stage, why in reasons.items())
-        raise PipelineError(f"this commit's dvc.lock and metrics are stale ({detail}): run `dvc repro`, commit dvc.lock "
-                            "and reports/, and `dvc push`")
+        raise PipelineError(
+            f"this commit's dvc.lock and metrics are stale ({detail}): run `dvc repro`, commit dvc.lock "
+            "and reports/, and `dvc push`"
+        )
     print("pr_report: dvc.lock and the committed metrics match the code and params")
 
 
@@ -108,7 +111,7 @@ def committed_json(rev: str, path: Path) -> dict:
     return json.loads(result.stdout) if result.returncode == 0 else {}
 
 
-def label(old, new, better: str, spread) -> str:
+def label(old, new, better: str, allowed) -> str:
     """The change column: signed delta, relative change, and better / worse / within noise."""
     if old is None or new is None:
         return "new" if old is None else "removed"
@@ -116,10 +119,10 @@ def label(old, new, better: str, spread) -> str:
     if delta == 0:
         return "no change"
     relative = f" ({delta / old:+.1%})" if old else ""
-    if spread is None:
+    if allowed is None:
         verdict = " (noise not measured)"
-    elif abs(delta) <= spread:
-        verdict = f" (within noise, ±{spread:.3g})"
+    elif abs(delta) <= allowed:
+        verdict = f" (within noise, ±{allowed:.3g})"
     else:
         verdict = " (better)" if (delta < 0) == (better == "lower") else " (worse)"
     return f"{delta:+.4g}{relative}{verdict}"
@@ -132,23 +135,31 @@ def headline_table(base: dict, head: dict, noise: dict) -> str:
     old, new = leaves(base), leaves(head)
     for key in [*new, *(k for k in old if k not in new)]:
         better = "lower" if any(word in key for word in LOWER_IS_BETTER) else "higher"
-        spread = noise.get("metrics", {}).get(key, {}).get("spread")
-        rows.append(f"| {key} | {fmt(old.get(key))} | {fmt(new.get(key))} | {label(old.get(key), new.get(key), better, spread)} |")
+        allowed = tolerance(noise.get("metrics", {}).get(key, {}).get("values", []))
+        rows.append(
+            f"| {key} | {fmt(old.get(key))} | {fmt(new.get(key))} | "
+            f"{label(old.get(key), new.get(key), better, allowed)} |"
+        )
     return "\n".join(rows)
 
 
 def noise_note(noise: dict) -> str:
     if not noise:
         return f"No noise measurement is committed ({NOISE}): `python -m emoji_ae.tools.noise` makes one."
-    return (f"Within noise: no larger than the spread over {len(noise['runs'])} runs that differ only in training's luck "
-            f"({NOISE}, measured {noise['date']} on {noise['machine']}).")
+    return (
+        f"Within noise: no larger than the tolerance (emoji_ae/noise.py) from {len(noise['runs'])} runs that differ "
+        "only "
+        f"in training's luck ({NOISE}, measured {noise['date']} on {noise['machine']})."
+    )
 
 
 def figures_before_and_after(base: str, head: str) -> str:
     """`dvc plots diff` writes each figure as base and head committed it; the comment shows both."""
     shutil.rmtree(FIGURE_DIR, ignore_errors=True)
     targets = [str(path) for _, path in FIGURES]
-    shown = json.loads(run("dvc", "plots", "diff", base, head, "--json", "-o", str(FIGURE_DIR), "--targets", *targets))["data"]
+    shown = json.loads(run("dvc", "plots", "diff", base, head, "--json", "-o", str(FIGURE_DIR), "--targets", *targets))[
+        "data"
+    ]
     rows = ["| figure | base | this change |", "|---|---|---|"]
     for title, path in FIGURES:
         by_rev = {entry["revisions"][0]: os.path.relpath(entry["url"]) for entry in shown.get(str(path), [])}
@@ -205,7 +216,9 @@ def post(comment: Path) -> None:
     elif shutil.which("cml") is None:
         why = "CML is not installed (iterative/setup-cml)"
     else:
-        result = subprocess.run(["cml", "comment", "update", "--publish", "--target=pr", str(comment)], capture_output=True, text=True)
+        result = subprocess.run(
+            ["cml", "comment", "update", "--publish", "--target=pr", str(comment)], capture_output=True, text=True
+        )
         if result.returncode == 0:
             print("pr_report: comment posted")
             return

@@ -20,9 +20,9 @@ from torch.profiler import ProfilerActivity, profile
 from emoji_ae.config import PipelineError, load_params, run_stage
 from emoji_ae.data import images_and_labels
 from emoji_ae.files import read_split
-from emoji_ae.model import build_autoencoder
+from emoji_ae.model import build_autoencoder, seed_everything
 from emoji_ae.paths import AUGMENTED, split_file
-from emoji_ae.training import fit, seed_everything
+from emoji_ae.training import fit
 
 FORWARD, BACKWARD, OPTIMIZER = "forward passes and batching", "backward pass", "optimizer (AdamW step, zero_grad)"
 
@@ -49,7 +49,9 @@ def time_by_phase(prof, wall_s: float) -> dict[str, float]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", nargs="?", default="ae", choices=("ae", "aux"), help="train_ae's model (default) or train_aux's")
+    parser.add_argument(
+        "model", nargs="?", default="ae", choices=("ae", "aux"), help="train_ae's model (default) or train_aux's"
+    )
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
     if args.epochs < 1:
