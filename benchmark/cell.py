@@ -51,8 +51,8 @@ def held_out_judge(model, params) -> dict:
     everything = every_glyph_pool(subset_pool(subset_originals(params.data.sources)))
     test = {key for key in everything.targets if everything.split_of[key] == "test"}
     analogy_set = AnalogySet(everything, params.data.variants, 0, test)
-    latents, recon_mse = encode_drawings(model, everything)
-    _, rows = analogy_set.score(model, latents, recon_mse, J.Judge(analogy_set.pixels, None))
+    latents, recon_mse, reconstructions = encode_drawings(model, everything)
+    _, rows = analogy_set.score(model, latents, recon_mse, J.Judge(analogy_set.pixels, None), reconstructions)
     judged = J.by_split(rows)["test"]
     return {
         kind: {"top1": judged[kind]["composite"]["top1"], "top5": judged[kind]["composite"]["top5"]} for kind in judged

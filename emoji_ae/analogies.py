@@ -17,6 +17,7 @@ of the family (the family's sum less the target's own pair), so its composite de
 target: it is scored once per target. The *single* pair is scored for a few pairs per target.
 """
 
+import functools
 import re
 import sys
 from itertools import islice
@@ -52,11 +53,21 @@ def name_families(names: list[str], variants: list[str] = ()) -> dict[str, list[
 
 
 def variant_words(name: str, variants: list[str]) -> list[str]:
-    return [match.group(0) for pattern in variants for match in re.finditer(pattern, name)]
+    return list(_variant_words(name, tuple(variants)))
+
+
+@functools.lru_cache(maxsize=65536)  # names and attributes repeat by the thousand: labels ask each pair once
+def _variant_words(name: str, variants: tuple) -> tuple:
+    return tuple(match.group(0) for pattern in variants for match in re.finditer(pattern, name))
 
 
 def kind_of(words: str, variants: list[str]) -> str:
     """"variant" when the deleted words are all a skin tone or gender pattern, else "name"."""
+    return _kind_of(words, tuple(variants))
+
+
+@functools.lru_cache(maxsize=4096)
+def _kind_of(words: str, variants: tuple) -> str:
     rest = words
     for pattern in variants:
         rest = re.sub(pattern, " ", rest)
@@ -130,12 +141,15 @@ def per_target(items: list[dict]) -> list[dict]:
     return list({(i["family"], i["target"]): i for i in items}.values())
 
 
-def score(items, method, decode, latents, pixels, recon_mse, sums=(None, None), judge=None) -> list[dict]:
+def score(
+    items, method, decode, latents, pixels, recon_mse, sums=(None, None), judge=None, reconstructions=None
+) -> list[dict]:
     """Per analogy: the composite's MSE to the target, pixel arithmetic's and copying's, the
     target's rank among every latent of the pool (inputs excluded), and the model's own one-pass
     reconstruction MSE of the target (the arithmetic gap's denominator). `sums`: the family sums
     of the latents and of the pixels, for the family mean. With a `judge` (emoji_ae.judge), its
-    figures for the composite, pixel arithmetic and the model's reconstruction of the target."""
+    figures for the composite, pixel arithmetic and the model's reconstruction of the target (from
+    `reconstructions` when given, {target: image}, else decoded here)."""
     position = {key: i for i, key in enumerate(latents)}
     all_z = torch.stack(list(latents.values()))
     z = torch.stack([arithmetic(latents, item, method, sums[0]) for item in items])
@@ -147,18 +161,33 @@ def score(items, method, decode, latents, pixels, recon_mse, sums=(None, None), 
     rows = []
     for item, image, pixel, row in zip(items, composites, predicted, distances):
         target = pixels[item["target"]]
-        for excluded in ((item["a"], item["b"], item["c"]) if method == "single" else (item["c"],)):
+        for excluded in (item["a"], item["b"], item["c"]) if method == "single" else (item["c"],):
             row[position[excluded]] = float("inf")
-        rows.append({"family": item["family"], "kind": item["kind"], "split": item["split"], "method": method,
-                     "a": list(item["a"]), "b": list(item["b"]), "c": list(item["c"]), "target": list(item["target"]),
-                     "mse": F.mse_loss(image, target).item(),
-                     "pixel_mse": F.mse_loss(pixel, target).item(),
-                     "copy_mse": F.mse_loss(pixels[item["c"]], target).item(),
-                     "recon_mse": recon_mse[item["target"]],
-                     "rank": int((row < row[position[item["target"]]]).sum()) + 1})
+        rows.append(
+            {
+                "family": item["family"],
+                "kind": item["kind"],
+                "split": item["split"],
+                "method": method,
+                "a": list(item["a"]),
+                "b": list(item["b"]),
+                "c": list(item["c"]),
+                "target": list(item["target"]),
+                "mse": F.mse_loss(image, target).item(),
+                "pixel_mse": F.mse_loss(pixel, target).item(),
+                "copy_mse": F.mse_loss(pixels[item["c"]], target).item(),
+                "recon_mse": recon_mse[item["target"]],
+                "rank": int((row < row[position[item["target"]]]).sum()) + 1,
+            }
+        )
     if judge is not None:
-        images = {"composite": composites, "pixel": predicted,
-                  "reconstruction": decode(torch.stack([latents[i["target"]] for i in items]))}
+        images = {
+            "composite": composites,
+            "pixel": predicted,
+            "reconstruction": torch.stack([reconstructions[i["target"]] for i in items])
+            if reconstructions
+            else decode(torch.stack([latents[i["target"]] for i in items])),
+        }
         for row, judged in zip(rows, judge.score(images, torch.stack([pixels[i["target"]] for i in items]), items)):
             row.update(judged)
     return rows

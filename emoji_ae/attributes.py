@@ -43,11 +43,14 @@ from emoji_ae.model import AttributeNet
 LEAST = 5  # an attribute is learned where at least this many training drawings have it, and as many lack it
 
 
-def vocabulary(keys: list, variants: list[str]) -> list[str]:
+def vocabulary(keys: list, variants: list[str], found: dict | None = None) -> list[str]:
     """The attributes the training drawings' names label that show everywhere in a drawing: the
-    sets and the whole variants (skin tones, genders)."""
+    sets and the whole variants (skin tones, genders); with `found` (their families), also the
+    words that a name family deletes ("cat", "cook")."""
     candidates = {f"set {source}" for source, _ in keys}
     candidates |= {words for _, name in keys for words in variant_words(name, variants)}
+    if found is not None:
+        candidates |= {family.split(": ", 1)[1] for family, spec in found.items() if spec["kind"] == "name"}
     counts = {a: sum(carries(key, a, variants) for key in keys) for a in sorted(candidates)}
     return [a for a, n in counts.items() if LEAST <= n <= len(keys) - LEAST]
 

@@ -182,6 +182,7 @@ class Pretrain(Strict):
 
 
 class Attribute(Strict):
+    words: bool
     classify: NonNegative
     adversary: NonNegative
     invariance: NonNegative

@@ -97,6 +97,7 @@ class Judge:
         self.norms = self.flat.pow(2).sum(1)
         self.net = net
         self.pixel_rows = {}  # pixel arithmetic is the same for every model: judged once per analogy
+        self.targets = {}  # a model's reconstruction depends on the target alone: judged once per target
 
     def ranks(self, images: torch.Tensor, items: list[dict]) -> torch.Tensor:
         """The target's rank (1 = nearest) among the pool by pixel distance, the third input left out."""
@@ -119,6 +120,8 @@ class Judge:
         if "pixel" in images and all(key(i) in self.pixel_rows for i in items):
             rows = [dict(self.pixel_rows[key(i)]) for i in items]
             images = {kind: image for kind, image in images.items() if kind != "pixel"}
+        if "reconstruction" in images:
+            self.judge_reconstructions(rows, images.pop("reconstruction").clamp(0, 1), targets, items, set(asked))
         for kind, image in images.items():
             image = image.clamp(0, 1)
             ranks = self.ranks(image, items).tolist()
@@ -141,6 +144,34 @@ class Judge:
         for n, value in zip(asked, read):
             rows[n]["target_attribute"] = value
         return rows
+
+    def forget_reconstructions(self) -> None:
+        """Before another model's reconstructions are judged."""
+        self.targets = {}
+
+    def judge_reconstructions(self, rows: list[dict], images, targets, items: list[dict], asked: set) -> None:
+        """The reconstruction's figures per item, each new target measured once: its distance to every
+        drawing, its SSIM and the classifier's logits; an item leaves its own third input out."""
+        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+        first = {}
+        for n, item in enumerate(items):
+            if item["target"] not in self.targets:
+                first.setdefault(item["target"], n)
+        if first:
+            index = list(first.values())
+            new = images[index]
+            distances = self.norms[None] - 2 * new.flatten(1) @ self.flat.T
+            similar = ssim(new, targets[index], data_range=1.0, reduction="none").tolist()
+            with torch.no_grad():
+                logits = self.net(new) if self.net is not None else [None] * len(index)
+            self.targets.update(zip(first, zip(distances, similar, logits)))
+        for n, (row, item) in enumerate(zip(rows, items)):
+            distances, similar, logits = self.targets[item["target"]]
+            bound = distances[self.position[item["target"]]]
+            rank = int((distances < bound).sum()) - int(distances[self.position[item["c"]]] < bound) + 1
+            read = bool(logits[self.net.attributes.index(attribute_of(item))] > 0) if n in asked else None
+            row.update(reconstruction_rank=rank, reconstruction_ssim=similar, reconstruction_attribute=read)
 
 
 def key(item: dict) -> tuple:

@@ -87,15 +87,16 @@ def every_glyph_pool(subset: Pool) -> Pool:
                 set(held) | subset.targets, subset.named)
 
 
-def encode_drawings(model, pool: Pool) -> tuple[dict, dict]:
-    """Each drawing's latent, and the model's one-pass reconstruction MSE of each target (only a
-    target's is read; the pretraining glyphs, most of the pool, are inputs only)."""
+def encode_drawings(model, pool: Pool) -> tuple[dict, dict, dict]:
+    """Each drawing's latent, and the model's one-pass reconstruction of each target and its MSE
+    (only a target's is read; the pretraining glyphs, most of the pool, are inputs only)."""
     keys = list(pool.pixels)
     latents = dict(zip(keys, encode_all(model, torch.stack([pool.pixels[k] for k in keys]))))
     scored = [k for k in keys if k in pool.targets]
     images = torch.stack([pool.pixels[k] for k in scored])
-    errors = ((decode_all(model, torch.stack([latents[k] for k in scored])) - images) ** 2).flatten(1).mean(1)
-    return latents, dict(zip(scored, errors.tolist()))
+    decoded = decode_all(model, torch.stack([latents[k] for k in scored]))
+    errors = ((decoded - images) ** 2).flatten(1).mean(1)
+    return latents, dict(zip(scored, errors.tolist())), dict(zip(scored, decoded))
 
 
 class AnalogySet:
@@ -114,11 +115,13 @@ class AnalogySet:
                 "n_analogies": {split: {kind: sum(i["split"] == split and i["kind"] == kind for i in self.family_items)
                                         for kind in A.KINDS} for split in SPLITS}}
 
-    def score(self, model, latents: dict, recon_mse: dict, judge: J.Judge) -> tuple[dict, list]:
+    def score(self, model, latents: dict, recon_mse: dict, judge: J.Judge, reconstructions=None) -> tuple[dict, list]:
         """Every analogy scored with this model's latents (of at least the pool's keys); the family
-        mean's also by the judge of this pool."""
+        mean's also by the judge of this pool. `reconstructions`: the targets' decoded latents, when
+        already at hand (encode_drawings)."""
         latents = {key: latents[key] for key in self.pixels}
         sums = (A.family_sums(latents, self.found), self.pixel_sums)
+        judge.forget_reconstructions()  # the judge's reconstructions were another model's
         rows = []
         for method, items in (("family_mean", self.family_items), ("single", self.single_items)):
             for start in range(0, len(items), 512):  # chunks, so composites never fill memory
@@ -131,6 +134,7 @@ class AnalogySet:
                     recon_mse,
                     sums,
                     judge if method == "family_mean" else None,
+                    reconstructions,
                 )
         summary = A.summary_by_split(rows)
         for split, judged in J.by_split(rows).items():

@@ -129,7 +129,7 @@ def attribute_teachers(model, analogies, params) -> Teachers | None:
     cfg = params.attribute
     if analogies is None or not any((cfg.classify, cfg.adversary, cfg.invariance, cfg.swap, cfg.reader)):
         return None
-    attributes = vocabulary(analogies.keys, analogies.variants)
+    attributes = vocabulary(analogies.keys, analogies.variants, analogies.found if cfg.words else None)
     if not attributes:
         return None
     labels = label_matrix(analogies.keys, attributes, analogies.variants)

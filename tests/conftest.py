@@ -309,6 +309,7 @@ def training_params(aux_lambda=0.0, aux_ramp=False, seed=0, attribute=None, **tr
         "pairs": 8,
     }
     teachers = {
+        "words": False,
         "classify": 0.0,
         "adversary": 0.0,
         "invariance": 0.0,
