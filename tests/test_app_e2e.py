@@ -162,7 +162,7 @@ def test_the_package_names_every_drawing_the_model_learned_from_or_was_scored_on
     assert {(s, t.removeprefix(f"{s}: ")) for s, t in zip(emoji["source"], emoji["text"])} == drawn and len(
         emoji
     ) == len(drawn)
-    assert {"train", "val", "test"} <= set(emoji["split"]) and len(emoji["z"].iloc[0]) == 16
+    assert {"train", "val", "test"} <= set(emoji["split"]) and len(emoji["z"].iloc[0]) == 32
     second = emoji[emoji["text"].str.startswith("twemoji: ")]
     assert len(second) and set(second["text"].str.removeprefix("twemoji: ")) <= set(
         emoji.loc[emoji["source"] == "openmoji", "text"]

@@ -37,9 +37,7 @@ DESIGNS = {  # the default (params.yaml) is the attribute code with classify, sw
     "attribute code 64, untaught": (CODE, UNTAUGHT),
     "attribute code 64, classify + swaps, no swap classifier": (CODE, ["attribute.reader=0"]),
     "attribute code 64, + adversary 0.01": (CODE, ["attribute.adversary=0.01"]),
-    "attribute code 64, + invariance 0.03": (CODE, ["attribute.invariance=0.03"]),
     "attribute code 128, 8x8x3 grid": (CODE, ["model.attribute=128"]),
-    "attribute code 64 in 256 values, 8x8x3 grid": (CODE, ["latent=256"]),
 }
 
 
