@@ -69,7 +69,7 @@ def committed_measurements() -> dict:
 
 
 def data_context(params, summary: dict, extra: dict) -> dict:
-    data, aug = params.data, params.augment
+    data = params.data
     reasons = sorted({reason for account in summary["sources"].values() for reason in account["skipped"]})
     intake = {
         source: {
@@ -83,50 +83,17 @@ def data_context(params, summary: dict, extra: dict) -> dict:
     return {
         "sources": ", ".join(f"`{s}`" for s in data.sources),
         "intake": table(frame(intake, "source"), "d"),
-        "include": list(data.include),
-        "exclude": list(data.exclude),
         "images": summary["images"],
         "emoji": summary["emoji"],
         "per_source": table(frame(summary["per_source"], "source"), "d"),
-        "size": data.size,
-        "rgba": data.rgba,
-        "split": f"{data.split.train:.0%}/{data.split.val:.0%}/{data.split.test:.0%}",
-        "seed": params.seed,
-        "targets": f"{aug.targets.train}/{aug.targets.val}/{aug.targets.test}",
-        "transforms": f"flip p={aug.hflip}, rotation up to {aug.degrees} degrees, shift up to {aug.translate:.0%}, "
-                      f"zoom {aug.scale[0]}-"
-        f"{aug.scale[1]}, saturation {aug.saturation}, hue {aug.hue}",
         "counts": table(frame(summary["per_split"], "split"), "d"),
         "test_emoji": summary["emoji_per_split"]["test"],
         "test_originals": sum(summary["per_split"]["test"].values()),
-        "test_images": aug.targets.test,
         "pretrain_images": extra["pretrain_images"],
         "extra_sources": ", ".join(f"`{s}`" for s in params.extra.sources),
         "style_images": ", ".join(f"{n} {s}" for s, n in extra["style_images"].items()),
         "glyphs": table(frame(extra["glyphs"], "source"), "d"),
     }
-
-
-def hyperparameters(params) -> str:
-    p, t, a = params, params.train, params.attribute
-    rows = {
-        "latent: attribute code + content grid": f"{p.latent}: {p.model.attribute} + {p.model.grid}x{p.model.grid}x"
-        f"{(p.latent - p.model.attribute) // p.model.grid**2}",
-        "encoder widths; decoder residual levels": f"{p.model.channels}; {p.model.residual_levels}",
-        "pretraining": f"{p.pretrain.epochs} epochs, peak lr {p.pretrain.lr}, analogy weight {p.pretrain.analogy}",
-        "training": f"{t.epochs} epochs, batch {t.batch_size}, AdamW peak lr {t.lr} (one-cycle), weight decay "
-                    f"{t.weight_decay}",
-        "analogy weight; analogies per step": f"{t.analogy}; {t.pairs}",
-        "attribute code's teachers (weights)": f"classify {a.classify}, adversary {a.adversary}, invariance "
-                                               f"{a.invariance}, "
-        f"swap {a.swap}, reader {a.reader}; their lr {a.lr}",
-        "per-batch augmentation": f"pasting {t.paste}, mirroring {t.flip}, warping {t.rotate} degrees, {t.shift}, "
-                                  f"{t.zoom}",
-        "decoder dropout": p.model.decoder_dropout,
-        "latent refinement at test time": f"{p.refine.steps} Adam steps, lr {p.refine.lr}",
-        "seed; CPU threads; precision": f"{p.seed}; {t.threads}; {t.precision}",
-    }
-    return table(pd.DataFrame({"value": {k: str(v) for k, v in rows.items()}}).rename_axis("parameter"))
 
 
 def training_context(params, metrics: dict, final: dict) -> dict:
@@ -137,14 +104,8 @@ def training_context(params, metrics: dict, final: dict) -> dict:
         name for name in ("classify", "adversary", "invariance", "swap", "reader") if getattr(params.attribute, name)
     ]
     return {
-        "grid": params.model.grid,
-        "latent": params.latent,
-        "attribute": params.model.attribute,
         "grid_channels": (params.latent - params.model.attribute) // params.model.grid**2,
-        "residual_levels": params.model.residual_levels,
-        "analogy": params.train.analogy,
         "teachers": ", ".join(f"`attribute.{n}`" for n in taught) or "none of its teachers (all weights 0)",
-        "hyperparameters": hyperparameters(params),
         "final_train_mse": final["ae"]["train"]["mse"],
         "final_val_mse": final["ae"]["val"]["mse"],
         "per_class": table(per_class),
@@ -169,11 +130,7 @@ def aux_context(params, final: dict, confusion: list) -> dict:
     )
     return {
         "class_rules": rules,
-        "aux_hidden": params.aux.hidden,
-        "aux_dropout": params.aux.dropout,
         "n_classes": len(names),
-        "aux_lambda": params.aux.lambda_,
-        "aux_ramp": params.aux.ramp,
         "aux_final_train_acc": final["aux"]["train"]["acc"],
         "aux_final_val_acc": final["aux"]["val"]["acc"],
         "accuracy_low": low,
@@ -215,6 +172,7 @@ def main():
     summary, extra = read_json(SUMMARY), read_json(EXTRA_SUMMARY)
     final = {name: read_json(train_reports(name) / "metrics.json") for name in ("ae", "aux")}
     context = {
+        "p": params,
         "design": DESIGN,
         "ae": metrics["ae"],
         "aux": metrics["aux"],

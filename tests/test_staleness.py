@@ -46,8 +46,8 @@ def test_a_changed_code_file_or_param_makes_the_benchmark_and_the_frontier_stale
         f.write("\n# a change\n")
     params["train"]["epochs"] += 1
     lines = stale_lock(BENCHMARK_LOCK, BENCHMARK_SPEC, params)
-    assert "benchmark/dvc.lock (cell@ours-32) was made with another version of emoji_ae/model.py" in lines
-    assert any(line.startswith("benchmark/dvc.lock (cell@ours-32) was made with train: ") for line in lines)
+    assert "benchmark/dvc.lock (cell@ours-128) was made with another version of emoji_ae/model.py" in lines
+    assert any(line.startswith("benchmark/dvc.lock (cell@ours-128) was made with train: ") for line in lines)
     assert not any("summary" in line for line in lines)  # the summary reads the cells, not the model
     assert set(stale_record(frontier, params, "frontier")) >= {
         "frontier was made with another version of emoji_ae/model.py",
@@ -56,6 +56,6 @@ def test_a_changed_code_file_or_param_makes_the_benchmark_and_the_frontier_stale
     }
 
     (tmp_path / "emoji_ae/judge.py").unlink()
-    assert "benchmark/dvc.lock (cell@ours-32) was made with emoji_ae/judge.py, which no longer exists" in stale_lock(
+    assert "benchmark/dvc.lock (cell@ours-128) was made with emoji_ae/judge.py, which no longer exists" in stale_lock(
         BENCHMARK_LOCK, BENCHMARK_SPEC, params
     )

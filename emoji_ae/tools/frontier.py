@@ -35,7 +35,6 @@ UNTAUGHT = [f"attribute.{teacher}=0" for teacher in ("classify", "adversary", "i
 CODE = "attribute code"
 DESIGNS = {  # the default (params.yaml) is the attribute code with classify, swaps and the swap classifier (reader)
     "attribute code 64, untaught": (CODE, UNTAUGHT),
-    "attribute code 64, classify + swaps, no swap classifier": (CODE, ["attribute.reader=0"]),
     "attribute code 64, + adversary 0.01": (CODE, ["attribute.adversary=0.01"]),
     "attribute code 128, 8x8x3 grid": (CODE, ["model.attribute=128"]),
 }
