@@ -10,7 +10,7 @@ from emoji_ae import KERNEL_PINS
 from emoji_ae.config import PipelineError
 from emoji_ae.metrics import evaluate
 from emoji_ae.model import Autoencoder, device, seed_everything
-from emoji_ae.training import fit, mirror, paste_patches, warp
+from emoji_ae.training import NoLog, fit, mirror, paste_patches, warp
 from tests.conftest import RecordingLive, toy_data, training_params
 
 
@@ -222,21 +222,21 @@ def square_analogies(word: str = "with square"):
     return TrainingAnalogies(keys, variants, torch.cat([plain, square]))
 
 
+def trained_on_squares(analogies, settings: dict, attribute: int = 0, live=NoLog()) -> Autoencoder:
+    """A small autoencoder trained from seed 0 on the square analogies, with training_params(**settings)."""
+    seed_everything(0, 1)
+    model = Autoencoder(size=16, channels=[8, 16], latent=32, grid=2, attribute=attribute)
+    data = (analogies.images, torch.zeros(len(analogies.images), dtype=torch.long))
+    fit(model, data, data, training_params(**settings), live, analogies)
+    return model
+
+
 def test_the_analogy_objective_makes_latent_arithmetic_land_on_the_target():
     """The arithmetic gap shrinks when training asks for the analogy."""
     analogies = square_analogies()
-    labels = torch.zeros(24, dtype=torch.long)
     gaps = {}
     for weight in (0.0, 4.0):
-        seed_everything(0, 1)
-        model = Autoencoder(size=16, channels=[8, 16], latent=32, grid=2)
-        fit(
-            model,
-            (analogies.images, labels),
-            (analogies.images, labels),
-            training_params(epochs=150, lr=1e-2, analogy=weight),
-            analogies=analogies,
-        )
+        model = trained_on_squares(analogies, {"epochs": 150, "lr": 1e-2, "analogy": weight})
         gaps[weight] = analogy_gap(model, analogies)
     assert gaps[4.0] < 0.6 * gaps[0.0]
 
@@ -246,21 +246,11 @@ TEACHERS = {"classify": 0.1, "adversary": 0.05, "invariance": 0.1, "swap": 1.0, 
 
 def test_teachers_of_weight_zero_leave_training_as_it_was_and_weighed_ones_train_with_it():
     analogies = square_analogies("dark skin tone")  # a variant: an attribute the code learns
-    labels = torch.zeros(24, dtype=torch.long)
     states, logs = {}, {}
     for name, teachers in (("none", None), ("zero", dict.fromkeys(TEACHERS, 0.0)), ("all", TEACHERS)):
-        seed_everything(0, 1)
-        model = Autoencoder(size=16, channels=[8, 16], latent=32, grid=2, attribute=16)
         logs[name] = RecordingLive()
-        fit(
-            model,
-            (analogies.images, labels),
-            (analogies.images, labels),
-            training_params(epochs=4, analogy=0.5, attribute=teachers),
-            logs[name],
-            analogies,
-        )
-        states[name] = model.state_dict()
+        settings = {"epochs": 4, "analogy": 0.5, "attribute": teachers}
+        states[name] = trained_on_squares(analogies, settings, attribute=16, live=logs[name]).state_dict()
     assert all(torch.equal(states["none"][k], states["zero"][k]) for k in states["none"])
     assert not all(torch.equal(states["none"][k], states["all"][k]) for k in states["none"])
     assert {f"train/{t}" for t in TEACHERS} <= set(logs["all"].rows[-1]) and "train/swap" not in logs["none"].rows[-1]
@@ -280,17 +270,8 @@ def test_the_swap_teacher_puts_the_attribute_in_the_code_and_the_decoder_draws_i
     """A red square named as a variant: with the swap, a drawing's attribute code on its pair's grid
     draws the drawing with the square; without it, the grid keeps the square and the code does not."""
     analogies = square_analogies("dark skin tone")
-    labels = torch.zeros(24, dtype=torch.long)
     errors = {}
     for name, teachers in (("untaught", None), ("swap", {"classify": 0.1, "swap": 1.0})):
-        seed_everything(0, 1)
-        model = Autoencoder(size=16, channels=[8, 16], latent=32, grid=2, attribute=16)
-        fit(
-            model,
-            (analogies.images, labels),
-            (analogies.images, labels),
-            training_params(epochs=100, lr=1e-2, attribute=teachers),
-            analogies=analogies,
-        )
+        model = trained_on_squares(analogies, {"epochs": 100, "lr": 1e-2, "attribute": teachers}, attribute=16)
         errors[name] = swap_error(model, analogies)
     assert errors["swap"] < 0.5 * errors["untaught"]
