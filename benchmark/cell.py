@@ -33,6 +33,7 @@ def train_cell(model_name: str, params, data: dict):
     x, y = data["train"]
     start = time.perf_counter()
     if model_name == "reference":
+        torch.set_flush_denormal(True)  # as stage train_reference does: its weights decay into slow denormals
         model = Reference(params.latent, x.shape[-1], x.shape[1]).to(device())
         fit_reference(model, x, params.reference, params.seed)
     else:
