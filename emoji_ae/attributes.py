@@ -55,6 +55,17 @@ def vocabulary(keys: list, variants: list[str], found: dict | None = None) -> li
     return [a for a, n in counts.items() if LEAST <= n <= len(keys) - LEAST]
 
 
+def slot_names(cfg, attribute: int, analogies) -> list[str]:
+    """The attributes that the attribute code's first values hold, one slot each (params'
+    `attribute.slots`): the training drawings' vocabulary, sets and whole variants first, as many as
+    the code has values. None without slots, without a code, or without training analogies."""
+    if not (cfg.slots and attribute and analogies is not None):
+        return []
+    names = vocabulary(analogies.keys, analogies.variants, analogies.found if cfg.words else None)
+    plain = vocabulary(analogies.keys, analogies.variants)
+    return ([a for a in names if a in plain] + [a for a in names if a not in plain])[:attribute]
+
+
 def label_matrix(keys: list, attributes: list[str], variants: list[str]) -> torch.Tensor:
     """(drawings, attributes): 1 where the drawing carries the attribute."""
     return torch.tensor([[carries(k, a, variants) for a in attributes] for k in keys], dtype=torch.float32)
@@ -88,17 +99,15 @@ class Teachers(nn.Module):
     """The heads, the adversary and the reader for one training run, and their losses."""
 
     def __init__(self, cfg, attributes: list[str], labels: torch.Tensor, grid_channels: int, attribute: int,
-                 image_channels: int, seed: int):
+                 image_channels: int, seed: int, slots: int = 0):
         super().__init__()
-        self.cfg, self.labels = cfg, labels
+        self.cfg, self.labels, self.slots = cfg, labels, slots
         n = labels.shape[1]
-        positives = labels.sum(0).clamp(min=1)
         self.register_buffer("prior", labels.mean(0))
         self.register_buffer("sets", torch.tensor([a.startswith("set ") for a in attributes], dtype=torch.bool))
-        self.register_buffer("weight", ((len(labels) - positives) / positives).clamp(max=50.0))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
-            self.heads = nn.Linear(attribute, n) if attribute and cfg.classify else None
+            self.heads = nn.Linear(attribute, n) if attribute and cfg.classify and not slots else None
             self.adversary = GridReader(grid_channels, n) if cfg.adversary else None
             self.reader = AttributeNet(image_channels, [str(i) for i in range(n)]) if cfg.reader and attribute else None
         self.optimizers = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
@@ -107,46 +116,57 @@ class Teachers(nn.Module):
         self.swaps = bool(attribute) and bool(cfg.swap or cfg.reader)
 
     def bce(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=self.weight)
+        # Unweighted: weighing the few drawings of a rare attribute ("girl") up made them pull the
+        # encoder's features, and cost reconstruction (docs/findings.md).
+        return F.binary_cross_entropy_with_logits(logits.float(), target)
 
-    def losses(self, model, z: torch.Tensor, labels: torch.Tensor, decoded: dict, quads: tuple) -> dict:
+    def losses(self, model, z: torch.Tensor, labels: torch.Tensor, decoded: dict, quads: tuple,
+               slot_logits: torch.Tensor | None = None, progress: float = 1.0) -> dict:
         """{teacher: weighted loss} for the step's analogy drawings (a, b, c, d: z and labels in that
-        order, four equal chunks), their decoded swaps and composites, and their images."""
+        order, four equal chunks), their decoded swaps and composites, and their images; `slot_logits`,
+        the encoder's reading of the slots, and `progress`, the share of training done (the
+        adversary's weight ramps up over the first `attribute.ramp` of it)."""
         cfg, out = self.cfg, {}
         code, grid = model.split(z)
-        if self.heads is not None:
+        if self.slots and cfg.classify:
+            out["classify"] = cfg.classify * self.bce(slot_logits, labels)
+        elif self.heads is not None:
             out["classify"] = cfg.classify * self.bce(self.heads(code), labels)
         if self.adversary is not None:
             logits = self.adversary(grid)
-            out["adversary"] = cfg.adversary * F.binary_cross_entropy_with_logits(
+            ramp = min(1.0, progress / cfg.ramp) if cfg.ramp else 1.0
+            out["adversary"] = ramp * cfg.adversary * F.binary_cross_entropy_with_logits(
                 logits.float(), self.prior.expand_as(logits)
             )
-        # Pairs whose drawings differ in these attributes (a tone, a gender, the set). A name family's
-        # pair ("man cook", "man") differs in what is drawn, which the grid must keep.
         la, lb, _, ld = labels.chunk(4)
-        differ = (la != lb).any(1)
-        if not differ.any():
-            return out
-        ga, gb, gc, gd = grid.chunk(4)
-        sa, sb, sc, sd = code.chunk(4)
-        variant = differ & ~(la != lb)[:, self.sets].any(1)  # the same set: one drawing, its tone or gender changed
-        if cfg.invariance and variant.any():
-            pairs = variant.repeat(2)
+        differ, swapped = (la != lb).any(1), self.swapped(labels)
+        if cfg.invariance and swapped.any():
+            ga, gb, gc, gd = grid.chunk(4)
+            sa, sb, sc, sd = code.chunk(4)
+            pairs = swapped.repeat(2)
             out["invariance"] = cfg.invariance * (
                 pair_distance(torch.cat([ga, gd])[pairs], torch.cat([gb, gc])[pairs], grid)
                 + pair_distance((sa - sb + sc)[differ], sd[differ], code)
             )
-        differ = differ.repeat(2)
         if "swap" in decoded and cfg.swap:
             out["swap"] = cfg.swap * F.mse_loss(
-                decoded["swap"][differ].float(), torch.cat([quads[0], quads[3]])[differ]
+                decoded["swap"].float(), torch.cat([quads[0][swapped], quads[3][swapped]])
             )
         if self.reader is not None:
-            swapped = self.reader(decoded["swap"][differ].float()) if "swap" in decoded else None
-            composites = self.reader(decoded["analogy"].float()) if "analogy" in decoded else None
-            read = [(x, y) for x, y in ((swapped, torch.cat([la, ld])[differ]), (composites, ld)) if x is not None]
-            out["reader"] = cfg.reader * sum(self.bce(x, y) for x, y in read) / len(read)
+            read = [(decoded["analogy"], ld)] if "analogy" in decoded else []
+            if "swap" in decoded:
+                read.append((decoded["swap"], torch.cat([la[swapped], ld[swapped]])))
+            if read:
+                out["reader"] = cfg.reader * sum(self.bce(self.reader(x.float()), y) for x, y in read) / len(read)
         return out
+
+    def swapped(self, labels: torch.Tensor) -> torch.Tensor:
+        """Which of the step's pairs (a, b) and (d, c) the swap teacher takes: one drawing of one set with
+        its skin tone or gender changed. A style pair's drawings differ in every line, which no code
+        can carry (decoding their swaps cost reconstruction and taught nothing, docs/findings.md); a
+        name family's pair ("man cook", "man") differs in what is drawn, which the grid must keep."""
+        la, lb = labels.chunk(4)[:2]
+        return (la != lb).any(1) & ~(la != lb)[:, self.sets].any(1)
 
     def update(self, grid: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> None:
         """One step of the adversary on the (detached) grids and of the reader on the real drawings."""

@@ -10,6 +10,7 @@ import math
 import re
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -127,28 +128,83 @@ class Extra(Strict):
     share: Annotated[float, Field(gt=0, le=1)]
 
 
+Auto = Literal["auto"]
+
+
 class Model(Strict):
     channels: Annotated[list[PositiveInt], Field(min_length=1)]
-    grid: PositiveInt
-    attribute: Annotated[int, Field(strict=True, ge=0)]
+    grid: PositiveInt | Auto
+    attribute: Annotated[int, Field(strict=True, ge=0)] | Auto
     decoder_dropout: Annotated[float, Field(ge=0, lt=1)]
     residual_levels: Annotated[int, Field(strict=True, ge=0)]
 
 
-def content_channels(size: int, latent: int, grid: int, attribute: int) -> int:
-    """Channels of the content grid: what `latent` leaves after the attribute code, on a `grid` x
-    `grid` grid. A ValueError, in one line, when the values do not fill it: the grid never changes
-    behind the user's back."""
+@dataclass(frozen=True)
+class Shape:
+    """How the latent's values are laid out: the attribute code, then a grid x grid x channels content grid."""
+
+    attribute: int
+    grid: int
+    channels: int
+
+    def __str__(self) -> str:
+        return f"{self.attribute} + {self.grid}x{self.grid}x{self.channels}"
+
+
+def check_grid(size: int, grid: int) -> None:
     if grid & (grid - 1) or grid > size // 2:
         raise ValueError(f"model.grid must be a power of two of at most data.size / 2 = {size // 2}, got {grid}")
+
+
+def content_channels(size: int, latent: int, grid: int, attribute: int) -> int:
+    """Channels of the content grid: what `latent` leaves after the attribute code, on a `grid` x
+    `grid` grid. A ValueError, in one line, when the values do not fill it."""
+    check_grid(size, grid)
     rest = latent - attribute
     if rest < grid**2 or rest % grid**2:
         fits = ", ".join(str(grid**2 * c + attribute) for c in (1, 2, 3, 4))
         raise ValueError(
             f"latent {latent} less model.attribute {attribute} does not fill the {grid}x{grid} content grid "
-            f"(model.grid) with whole channels: use a latent of {fits}, ..., or change model.grid or model.attribute"
+            f"(model.grid) with whole channels: use a latent of {fits}, ..., or model.grid and model.attribute: auto"
         )
     return rest // grid**2
+
+
+# The rule from `latent` to its shape (docs/design.md#the-latents-shape): the finest content grid, at
+# most a quarter of the image's side, that holds two channels; and once it holds CODE_FROM channels,
+# one channel's worth of values becomes the attribute code.
+CODE_FROM = 5
+
+
+def latent_shape(size: int, latent: int, grid: int | str = "auto", attribute: int | str = "auto") -> Shape:
+    """The shape of a `latent`-value latent for `size`-pixel images: `grid` and `attribute` as
+    given, or by the rule where they are "auto". A ValueError, in one line, when given values do not
+    fit: the shape never changes behind the user's back."""
+    if grid != "auto":
+        check_grid(size, grid)
+    if grid != "auto" and attribute != "auto":
+        return Shape(attribute, grid, content_channels(size, latent, grid, attribute))
+    if grid == "auto":
+        rest = latent - (0 if attribute == "auto" else attribute)
+        sides = [size // 4 >> k for k in range((size // 4).bit_length())]
+        fits = [g for g in sides if rest >= 2 * g**2 and (attribute == "auto" or rest % g**2 == 0)]
+        fits = fits or [g for g in sides if rest >= g**2 and (attribute == "auto" or rest % g**2 == 0)]
+        if not fits:
+            raise ValueError(
+                f"latent {latent} less model.attribute {attribute} fills no content grid in whole channels: "
+                "give a latent of at least model.attribute + 1, or model.attribute: auto"
+            )
+        grid = fits[0]
+    if attribute != "auto":
+        return Shape(attribute, grid, content_channels(size, latent, grid, attribute))
+    channels = latent // grid**2
+    if channels < 1:
+        raise ValueError(
+            f"latent {latent} is less than one channel of the {grid}x{grid} content grid (model.grid): give a latent "
+            f"of at least {grid**2}, or model.grid: auto"
+        )
+    channels -= channels >= CODE_FROM
+    return Shape(latent - grid**2 * channels, grid, channels)
 
 
 class Train(Strict):
@@ -168,6 +224,7 @@ class Train(Strict):
 
 
 class Reference(Strict):
+    seeds: Annotated[int, Field(strict=True, ge=1, le=9)]
     epochs: PositiveInt
     lr: Annotated[float, Field(gt=0)]
     weight_decay: NonNegative
@@ -182,12 +239,14 @@ class Pretrain(Strict):
 
 
 class Attribute(Strict):
+    slots: bool
     words: bool
     classify: NonNegative
     adversary: NonNegative
     invariance: NonNegative
     swap: NonNegative
     reader: NonNegative
+    ramp: Fraction
     lr: Annotated[float, Field(gt=0)]
 
 
@@ -239,8 +298,13 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _latent_fills_the_grid(self):
-        content_channels(self.data.size, self.latent, self.model.grid, self.model.attribute)
+        self.shape  # noqa: B018 (raises when the latent does not fit)
         return self
+
+    @property
+    def shape(self) -> Shape:
+        """The latent's shape: model.grid and model.attribute as set, or by the rule (latent_shape)."""
+        return latent_shape(self.data.size, self.latent, self.model.grid, self.model.attribute)
 
     @model_validator(mode="after")
     def _latent_fills_the_reference_grid(self):

@@ -125,18 +125,24 @@ class Autoencoder(nn.Module):
 
     def __init__(self, size: int, channels: list[int], latent: int, in_channels: int = 3, n_classes: int = 0,
                  hidden: int = 64, dropout: float = 0.0, grid: int = 8, attribute: int = 0,
-                 decoder_dropout: float = 0.0, residual_levels: int = 0):
+                 decoder_dropout: float = 0.0, residual_levels: int = 0, slots: list[str] = ()):
         super().__init__()
+        if len(slots) > attribute:
+            raise ValueError(f"{len(slots)} attribute slots do not fit an attribute code of {attribute} values")
         self.config = dict(size=size, channels=list(channels), latent=latent, in_channels=in_channels,
                            n_classes=n_classes, hidden=hidden, dropout=dropout, grid=grid, attribute=attribute,
-                           decoder_dropout=decoder_dropout, residual_levels=residual_levels)
-        self.grid, self.attribute = grid, attribute
+                           decoder_dropout=decoder_dropout, residual_levels=residual_levels, slots=list(slots))
+        self.grid, self.attribute, self.slot_names, self.slots = grid, attribute, list(slots), len(slots)
         self.latent_channels = content_channels(size, latent, grid, attribute)
         levels = (size // grid).bit_length() - 1
         # channels[i] is the width after i + 1 halvings; deeper levels keep the last width.
         widths = [in_channels, *[channels[min(i, len(channels) - 1)] for i in range(levels)]]
         self.encoder = nn.Sequential(*[down(a, b) for a, b in zip(widths[:-1], widths[1:])])
-        self.to_grid = nn.Conv2d(widths[-1], self.latent_channels, 3, padding=1)
+        # The decoder's first BatchNorm makes any scale of the grid equivalent, so the grid leaves the
+        # encoder standardised: the code and the grid then weigh in latent distances (the nearest
+        # emoji, the latent rank) by how they vary, not by a scale training drifted to.
+        self.to_grid = nn.Sequential(nn.Conv2d(widths[-1], self.latent_channels, 3, padding=1, bias=False),
+                                     nn.BatchNorm2d(self.latent_channels, affine=False))
         self.to_attribute = nn.Sequential(Pool(), nn.Linear(2 * widths[-1], attribute)) if attribute else None
         rev = widths[::-1]
         self.from_grid = nn.Sequential(nn.Conv2d(self.latent_channels, rev[0], 3, padding=1, bias=False),
@@ -156,9 +162,17 @@ class Autoencoder(nn.Module):
         return code, grid.reshape(len(z), self.latent_channels, self.grid, self.grid)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_with_logits(x)[0]
+
+    def encode_with_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The latent, and the slots' logits (N, slots): each slot holds its attribute's probability."""
         features = self.encoder(x)
         grid = self.to_grid(features).flatten(1)
-        return grid if self.to_attribute is None else torch.cat([self.to_attribute(features), grid], 1)
+        if self.to_attribute is None:
+            return grid, grid[:, :0]
+        code = self.to_attribute(features)
+        logits = code[:, : self.slots]
+        return torch.cat([torch.sigmoid(logits), code[:, self.slots :], grid], 1), logits
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         code, grid = self.split(z)
@@ -228,16 +242,34 @@ class AttributeNet(nn.Module):
         return self.head(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1))  # where an attribute is and how strongly
 
 
-def build_autoencoder(params, size: int, in_channels: int, classifier: bool, latent: int | None = None) -> Autoencoder:
-    """The model params.yaml describes, with the aux classifier head or without."""
+def build_autoencoder(params, size: int, in_channels: int, classifier: bool, latent: int | None = None,
+                      slots: list[str] = ()) -> Autoencoder:
+    """The model params.yaml describes, with the aux classifier head or without, and `slots`: the
+    attributes that the code's first values hold, one each (emoji_ae/attributes.py)."""
     head = (
         dict(n_classes=len(params.data.classes), hidden=params.aux.hidden, dropout=params.aux.dropout)
         if classifier
         else {}
     )
-    return Autoencoder(size, params.model.channels, latent or params.latent, in_channels, grid=params.model.grid,
-                       attribute=params.model.attribute, decoder_dropout=params.model.decoder_dropout,
-                       residual_levels=params.model.residual_levels, **head).to(device())
+    shape = params.shape if latent is None else params.model_copy(update={"latent": latent}).shape
+    return Autoencoder(size, params.model.channels, latent or params.latent, in_channels, grid=shape.grid,
+                       attribute=shape.attribute, decoder_dropout=params.model.decoder_dropout,
+                       residual_levels=params.model.residual_levels, slots=slots, **head).to(device())
+
+
+def shape_of(model) -> dict:
+    """How a model lays out its latent: the attribute code (and how many of its values are slots),
+    then the content grid, side x side x channels."""
+    return {"latent": model.config["latent"], "attribute": model.attribute, "slots": model.slots,
+            "grid": model.grid, "channels": model.latent_channels}
+
+
+def describe_shape(model) -> str:
+    """One line: the latent's values, its attribute code (and slots) and its content grid."""
+    shape = shape_of(model)
+    slots = f", {shape['slots']} of them attribute slots" if shape["slots"] else ""
+    return (f"latent {shape['latent']} = attribute code {shape['attribute']}{slots} + content grid "
+            f"{shape['grid']}x{shape['grid']}x{shape['channels']}")
 
 
 def batches(n: int, batch_size: int, generator=None):

@@ -74,8 +74,10 @@ def beyond_noise(committed: dict, other: dict, noise: dict, keys: list[str]) -> 
 def compared_keys(flat: dict) -> list[str]:
     """The figures a reproduction compares (dotted names of reports/metrics.json): every figure of
     the trained models and the reference, and the composition judge's held-out summaries (top-1 of
-    the composite, pixel arithmetic and the reconstruction per kind, and the latent rank)."""
-    trained = [k for k in flat if k.startswith(("ae.", "aux.", "reference."))]
+    the composite, pixel arithmetic and the reconstruction per kind, and the latent rank). The
+    reference's figures are its seeds' medians; each seed's own (named by the seed, which other runs
+    do not share) is not compared."""
+    trained = [k for k in flat if k.startswith(("ae.", "aux.", "reference.")) and not k.startswith("reference.seeds.")]
     judged = [k for k in flat if k.startswith(("compose.ae.test.", "compose.aux.test."))
               and (k.endswith(".top1") and ".judge." in k or k.endswith("family_mean.top1"))]
     return trained + judged

@@ -24,7 +24,7 @@ HEADLINE = REPORTS / "headline.json"  # the few that DVC shows as metrics (`dvc 
 REPORT = REPORTS / "report.md"
 BENCHMARK = REPORTS / "benchmark.json"  # written by the benchmark pipeline, benchmark/dvc.yaml
 BENCHMARK_SPEC, BENCHMARK_LOCK = Path("benchmark/dvc.yaml"), Path("benchmark/dvc.lock")
-BENCHMARK_HEADLINE = REPORTS / "benchmark" / "headline.json"  # its DVC metrics: two figures per latent size
+BENCHMARK_HEADLINE = REPORTS / "benchmark" / "headline.json"  # its DVC metrics: one ratio per latent size
 BENCHMARK_FIGURE = REPORTS / "benchmark" / "rate_distortion.png"
 BENCHMARK_TABLE = REPORTS / "benchmark.md"
 BENCHMARK_MODELS = ("reference", "ours")  # each cell is a model at a latent size: benchmark/cells/<model>-<latent>/
@@ -45,6 +45,11 @@ def split_file(directory: Path, split: str) -> Path:
 
 def model_file(name: str) -> Path:
     return MODELS / name / "model.pt"
+
+
+def reference_file(seed: int) -> Path:
+    """The reference trained from `seed` (stage train_reference trains one per seed of the run)."""
+    return MODELS / "reference" / f"seed_{seed}.pt"
 
 
 def latents_file(name: str) -> Path:

@@ -88,22 +88,26 @@ def headline(metrics: dict) -> dict:
     held-out composites look to the judge, beside pixel arithmetic and the reconstruction, with the
     latent arithmetic's rank. The breakdowns stay in reports/metrics.json."""
     pick = lambda tree, *keys: {k: tree[k] for k in keys if k in tree}  # noqa: E731
+    shape = metrics.get("shape", {})  # the latent's size and slots are params already
     out = {"ae": pick(metrics["ae"], "test_mse", "test_mse_one_pass", "one_pass_vs_reference", "test_ssim",
                       "test_ssim_one_pass"),
-           "aux": pick(metrics["aux"], "test_mse", "test_mse_one_pass", "test_accuracy", "mse_vs_ae", "test_ssim"),
-           "reference": pick(metrics["reference"], "test_mse", "test_mse_one_pass", "test_ssim")}
+           "aux": pick(metrics["aux"], "test_mse", "test_mse_one_pass", "test_accuracy", "mse_vs_ae"),
+           "reference": {**pick(metrics["reference"], "test_mse", "test_mse_one_pass"),
+                         **dict(zip(("test_mse_one_pass_low", "test_mse_one_pass_high"),
+                                    metrics["reference"].get("test_mse_one_pass_range", [])))},
+           "shape": pick(shape, "attribute", "grid", "channels")}
     for name in ("ae", "aux"):
         every = composition(metrics, name)
         out[f"judge_{name}"] = {"latent_top1": every.latent_top1, "beats_pixel_mse": every.beats_pixel}
         if every.composite is None:
             continue
-        out[f"judge_{name}"].update(top1=every.composite.top1, top5=every.composite.top5)
+        out[f"judge_{name}"].update(top1=every.composite.top1)
         if name == "ae":
             kinds = {kind: composition(metrics, name, "test", kind) for kind in KINDS[1:]}
             ratio = every.composite.attribute / every.target_attribute if every.target_attribute else None
             out[f"judge_{name}"].update(
                 ssim=every.composite.ssim, attribute_vs_target=ratio, pixel_top1=every.pixel.top1,
-                pixel_top5=every.pixel.top5, reconstruction_top1=every.reconstruction.top1,
+                reconstruction_top1=every.reconstruction.top1,
                 **{f"{kind}_top1": s.composite.top1 for kind, s in kinds.items() if s.n},
                 **{f"{kind}_pixel_top1": s.pixel.top1 for kind, s in kinds.items() if s.n})
     return out

@@ -125,43 +125,55 @@ def fit(model, train, val, params, live=NoLog(), analogies=None) -> None:
 
 def attribute_teachers(model, analogies, params) -> Teachers | None:
     """params' `attribute` teachers for this model on the training analogies' drawings; None when
-    there are no analogies or every weight is 0."""
+    there are no analogies, or every weight is 0 and the model has no attribute slots."""
     cfg = params.attribute
-    if analogies is None or not any((cfg.classify, cfg.adversary, cfg.invariance, cfg.swap, cfg.reader)):
+    weights = (cfg.classify, cfg.adversary, cfg.invariance, cfg.swap, cfg.reader)
+    if analogies is None or not (model.slots or any(weights)):
         return None
-    attributes = vocabulary(analogies.keys, analogies.variants, analogies.found if cfg.words else None)
+    found = analogies.found if cfg.words else None
+    attributes = model.slot_names or vocabulary(analogies.keys, analogies.variants, found)
     if not attributes:
         return None
     labels = label_matrix(analogies.keys, attributes, analogies.variants)
     teachers = Teachers(
-        cfg, attributes, labels, model.latent_channels, model.attribute, analogies.images.shape[1], params.seed
+        cfg, attributes, labels, model.latent_channels, model.attribute, analogies.images.shape[1], params.seed,
+        model.slots,
     )
     return teachers.to(next(model.parameters()).device)
 
 
 def forward(
-    model, xb: torch.Tensor, quads: tuple | None, analogy: bool, swaps: bool
-) -> tuple[dict, torch.Tensor | None, torch.Tensor]:
+    model, xb: torch.Tensor, quads: tuple | None, analogy: bool, swap: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None
+) -> tuple[dict, torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """One pass of the encoder over the batch and the analogies' drawings (a, b, c, d), and one of
-    the decoder over all it draws: reconstructions, composites decode(z(a) - z(b) + z(c)) and swaps
-    (a's code on b's grid, d's code on c's grid). BatchNorm then normalises, and keeps the running
-    statistics of, one batch, as evaluation will see it. Returns {what: images}, the aux logits and
-    the analogy drawings' latents."""
-    z = model.encode(xb if quads is None else torch.cat([xb, *quads]))
+    the decoder over all it draws: reconstructions, composites decode(z(a) - z(b) + z(c)) and, for
+    the pairs that `swap` marks, swaps (a's code on b's grid, d's code on c's grid). BatchNorm then
+    normalises, and keeps the running statistics of, one batch, as evaluation will see it. A model
+    with attribute slots decodes the analogy drawings with their true `labels` in the slots (teacher
+    forcing), and the batch with its predicted slots, detached: reconstruction never teaches the
+    slots, only their labels do.
+    Returns {what: images}, the aux logits, the analogy drawings' latents and their slots' logits."""
+    z, slot_logits = model.encode_with_logits(xb if quads is None else torch.cat([xb, *quads]))
     own, drawn = z[: len(xb)], z[len(xb) :]
+    k = model.slots
+    if k:
+        own = torch.cat([own[:, :k].detach(), own[:, k:]], 1)
+        if labels is not None:
+            drawn = torch.cat([labels.to(drawn.dtype), drawn[:, k:]], 1)
     latents = {"recon": own}
     if quads is not None:
         za, zb, zc, zd = drawn.chunk(4)
         if analogy:
             latents["analogy"] = za - zb + zc
-        if swaps:
-            cut = model.attribute
+        if swap is not None and swap.any():
+            cut = k or model.attribute  # slots swap alone: the labels must draw the change
             latents["swap"] = torch.cat(
-                [torch.cat([za[:, :cut], zb[:, cut:]], 1), torch.cat([zd[:, :cut], zc[:, cut:]], 1)]
+                [torch.cat([za[swap, :cut], zb[swap, cut:]], 1), torch.cat([zd[swap, :cut], zc[swap, cut:]], 1)]
             )
     images = model.decode(torch.cat(list(latents.values()))).split([len(v) for v in latents.values()])
     logits = model.classify(own) if model.classifier is not None else None
-    return dict(zip(latents, images)), logits, drawn
+    return dict(zip(latents, images)), logits, drawn, slot_logits[len(xb) :]
 
 
 def step(
@@ -174,8 +186,10 @@ def step(
     xb = augment_batch(xb.to(dev), yb, cfg, generator)
     index = analogies.sample(cfg.pairs, generator) if analogies is not None and (cfg.analogy or teachers) else None
     quads = None if index is None else tuple(analogies.images[i].to(dev) for i in index.T)
+    labels = None if teachers is None else teachers.labels[index.T.flatten()].to(dev)
+    swap = teachers.swapped(labels) if teachers is not None and teachers.swaps else None
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-        decoded, logits, drawn = forward(model, xb, quads, bool(cfg.analogy), teachers is not None and teachers.swaps)
+        decoded, logits, drawn, slot_logits = forward(model, xb, quads, bool(cfg.analogy), swap, labels)
         terms = {"mse": F.mse_loss(decoded["recon"].float(), xb)}
         loss = terms["mse"]
         if logits is not None:  # the one-cycle schedule counts the steps taken, which the ramp reads
@@ -187,8 +201,8 @@ def step(
             terms["analogy"] = F.mse_loss(decoded["analogy"].float(), quads[3])
             loss = loss + cfg.analogy * terms["analogy"]
         if teachers is not None:
-            labels = teachers.labels[index.T.flatten()].to(dev)
-            taught = teachers.losses(model, drawn, labels, decoded, quads)
+            progress = schedule.last_epoch / schedule.total_steps
+            taught = teachers.losses(model, drawn, labels, decoded, quads, slot_logits, progress)
             loss = loss + sum(taught.values())
             terms.update(taught)
     if not torch.isfinite(loss):

@@ -17,7 +17,7 @@ from emoji_ae.data import split_tensors
 from emoji_ae.figures import save_curves, save_grid
 from emoji_ae.files import missing, read_json, read_split, read_tsv, write_json
 from emoji_ae.metrics import confusion_records, evaluate, reconstruction_scores
-from emoji_ae.model import class_probabilities, load_model
+from emoji_ae.model import class_probabilities, load_model, shape_of
 from emoji_ae.paths import (
     AUGMENTED,
     COMPOSE,
@@ -26,9 +26,11 @@ from emoji_ae.paths import (
     HEADLINE,
     MODEL_NAMES,
     model_file,
+    reference_file,
     split_file,
     train_reports,
 )
+from emoji_ae.reference import median_and_range, reference_seeds
 from emoji_ae.results import headline
 
 CURVES = {
@@ -52,6 +54,22 @@ def score(
     return metrics, recon, predicted
 
 
+def score_references(references: dict, x, val, refine) -> tuple[dict, dict]:
+    """Each seed's reference scored as ours is; its figures are the seeds' medians, with each seed's
+    (`seeds`) and their range (`<figure>_range`). The reconstructions drawn are the first seed's."""
+    per_seed, recons = {}, None
+    for seed, model in references.items():
+        scores, images, _ = reconstruction_scores(model, x, refine)
+        per_seed[seed] = {**scores, "val_mse_one_pass": evaluate(model, val)["mse"]}
+        recons = recons or images
+    metrics = {}
+    for key in per_seed[next(iter(per_seed))]:
+        spread = median_and_range([s[key] for s in per_seed.values()])
+        metrics[key], metrics[f"{key}_range"] = spread["median"], [spread["low"], spread["high"]]
+    metrics["seeds"] = {str(seed): scores for seed, scores in per_seed.items()}
+    return metrics, recons
+
+
 def learning_curves(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """DVCLive's per-epoch TSVs, as {metric: (epochs, values)}."""
     curves = {}
@@ -66,14 +84,15 @@ def draw_reconstructions(test: pd.DataFrame, x: torch.Tensor, recons: dict, metr
     the first unaugmented test images."""
     shown = np.flatnonzero(~test["augmented"].to_numpy())[:10]
     rows, titles = [[x[i] for i in shown]], ["original"]
-    for name, how, key in (
-        ("ae", "refined", "test_mse"),
-        ("ae", "one pass", "test_mse_one_pass"),
-        ("aux", "refined", "test_mse"),
-        ("reference", "one pass", "test_mse_one_pass"),
+    seed, first = next(iter(metrics["reference"]["seeds"].items()))
+    for name, how, mse in (
+        ("ae", "refined", metrics["ae"]["test_mse"]),
+        ("ae", "one pass", metrics["ae"]["test_mse_one_pass"]),
+        ("aux", "refined", metrics["aux"]["test_mse"]),
+        ("reference", "one pass", first["test_mse_one_pass"]),
     ):
         rows.append([recons[name][how][i] for i in shown])
-        titles.append(f"{name}, {how} ({metrics[name][key]:.4f})")
+        titles.append(f"{name}{f' (seed {seed})' if name == 'reference' else ''}, {how} ({mse:.4f})")
     save_grid(
         EVALUATE / "reconstructions.png",
         rows,
@@ -99,7 +118,7 @@ def main():
 
     # Every input is read before anything is written.
     models = {name: load_model(model_file(name)) for name in MODEL_NAMES}
-    reference = load_model(model_file("reference"))
+    references = {seed: load_model(reference_file(seed)) for seed in reference_seeds(params)}
     val = split_tensors(read_split(split_file(AUGMENTED, "val")))
     compose, curves = read_json(COMPOSE / "metrics.json"), {name: learning_curves(name) for name in MODEL_NAMES}
     for name, keys in CURVES.items():
@@ -109,13 +128,13 @@ def main():
     for name, model in models.items():
         metrics[name], recons[name], predictions[name] = score(model, x, labels, class_names, params.refine, val)
     metrics["aux"]["mse_vs_ae"] = metrics["aux"]["test_mse"] / metrics["ae"]["test_mse"]
-    metrics["reference"], recons["reference"], _ = reconstruction_scores(reference, x, params.refine)
-    metrics["reference"]["val_mse_one_pass"] = evaluate(reference, val)["mse"]
-    for name in MODEL_NAMES:  # the reconstruction target: ours, one pass, against the reference's, one pass
+    metrics["reference"], recons["reference"] = score_references(references, x, val, params.refine)
+    for name in MODEL_NAMES:  # the reconstruction target: ours, one pass, against the reference seeds' median
         metrics[name]["one_pass_vs_reference"] = (
             metrics[name]["test_mse_one_pass"] / metrics["reference"]["test_mse_one_pass"]
         )
     metrics["compose"] = compose
+    metrics["shape"] = shape_of(models["ae"])
     write_json(FIGURES, metrics)
     write_json(HEADLINE, headline(metrics))
     write_json(

@@ -1,30 +1,25 @@
 """train_reference: the assignment's reference architecture at the same latent size, trained as
-its public solution was, on the same augmented train split: the yardstick that evaluate compares
-our one-pass reconstruction with, side by side in every run.
+its public solution was, on the same augmented train split, from each of `reference.seeds` seeds
+(the run's seed, seed + 1000, ...), side by side: the yardstick that evaluate compares our one-pass
+reconstruction with, by the seeds' median, side by side in every run. The benchmark trains it
+through the same function, so one seed gives one model in both.
 
-Writes models/reference/model.pt.
+Writes models/reference/seed_<seed>.pt, one per seed.
 """
-
-import torch
 
 from emoji_ae.config import load_params, run_stage
 from emoji_ae.data import split_tensors
 from emoji_ae.files import read_split
-from emoji_ae.model import Reference, device, save_model, seed_everything
-from emoji_ae.paths import AUGMENTED, model_file, split_file
-from emoji_ae.reference import fit_reference
+from emoji_ae.model import save_model
+from emoji_ae.paths import AUGMENTED, reference_file, split_file
+from emoji_ae.reference import train_references
 
 
 def main():
     params = load_params()
-    seed_everything(params.seed, params.train.threads)
-    # Without normalisation and with weight decay, thousands of its weights decay into denormal
-    # floats, which some CPUs (Intel's above all) compute many times slower: flush them to zero.
-    torch.set_flush_denormal(True)
     x = split_tensors(read_split(split_file(AUGMENTED, "train")))
-    model = Reference(params.latent, x.shape[-1], x.shape[1]).to(device())
-    fit_reference(model, x, params.reference, params.seed)
-    save_model(model, model_file("reference"))
+    for seed, model in train_references(params, x).items():
+        save_model(model, reference_file(seed))
 
 
 if __name__ == "__main__":

@@ -104,7 +104,10 @@ def training_context(params, metrics: dict, final: dict) -> dict:
         name for name in ("classify", "adversary", "invariance", "swap", "reader") if getattr(params.attribute, name)
     ]
     return {
-        "grid_channels": (params.latent - params.model.attribute) // params.model.grid**2,
+        "shape": metrics["shape"],
+        "shape_source": "by the rule from `latent`" if "auto" in (params.model.grid, params.model.attribute)
+        else "as model.grid and model.attribute set it",
+        "reference_seeds": metrics["reference"]["seeds"],
         "teachers": ", ".join(f"`attribute.{n}`" for n in taught) or "none of its teachers (all weights 0)",
         "final_train_mse": final["ae"]["train"]["mse"],
         "final_val_mse": final["ae"]["val"]["mse"],

@@ -79,7 +79,7 @@ CASES = [
     ("data/extra/pretrain.parquet", "foreign", pretrain.main, (), "dvc checkout --force data/extra/pretrain.parquet"),
     ("data/extra/styles.parquet", "missing", compose.main, (), "dvc repro extra"),
     ("models/pretrained/model.pt", "truncated", train.main, ("aux",), "dvc repro -f pretrain"),
-    ("models/reference/model.pt", "missing", evaluate.main, (), "dvc repro train_reference"),
+    ("models/reference/seed_1042.pt", "missing", evaluate.main, (), "dvc repro train_reference"),
     ("models/ae/model.pt", "truncated", compose.main, (), "dvc checkout --force models/ae/model.pt"),
     ("models/aux/model.pt", "missing", evaluate.main, (), "dvc repro train_aux"),
     ("models/ae/model.pt", "foreign", evaluate.main, (), "dvc repro -f train_ae"),

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import BaseModel
 
-from emoji_ae.config import Params, PipelineError, load_params, parse_params
+from emoji_ae.config import CODE_FROM, Params, PipelineError, latent_shape, load_params, parse_params
 from tests.conftest import REPO, default_params
 
 
@@ -28,7 +28,7 @@ def test_latent_must_be_a_positive_integer(latent):
 @pytest.mark.parametrize("grid,latent,attribute,expected", [
     (8, 80, 64, "latent 80 less model.attribute 64 does not fill the 8x8 content grid (model.grid) "
                 "with whole channels: "
-                "use a latent of 128, 192, 256, 320, ..., or change model.grid or model.attribute"),
+                "use a latent of 128, 192, 256, 320, ..., or model.grid and model.attribute: auto"),
     # never a coarser grid in silence:
     (8, 32, 0, "latent 32 less model.attribute 0 does not fill the 8x8 content grid"),
     (3, 48, 0, "model.grid must be a power of two of at most data.size / 2 = 32, got 3"),
@@ -42,11 +42,58 @@ def test_the_content_grid_must_fit_the_image_and_the_latent_in_whole_channels(gr
     assert expected in error and "\n" not in error
 
 
+# Every size a user may try with `dvc exp run -S latent=N` alone, on the real defaults, and the shape
+# the rule gives it (docs/design.md#the-latents-shape).
+RULE = {16: (0, 2, 4), 32: (0, 4, 2), 64: (0, 4, 4), 128: (0, 8, 2), 256: (0, 8, 4), 320: (64, 8, 4),
+        384: (64, 8, 5), 512: (0, 16, 2), 1024: (0, 16, 4), 2048: (256, 16, 7), 4096: (256, 16, 15)}
+
+
+@pytest.mark.parametrize("latent", sorted(RULE))
+def test_the_real_defaults_take_every_latent_size_alone_by_one_rule(latent):
+    params = load_params(REPO / "params.yaml", [f"latent={latent}"])
+    shape = params.shape
+    assert (shape.attribute, shape.grid, shape.channels) == RULE[latent]
+    assert shape.attribute + shape.grid**2 * shape.channels == latent
+
+
+def test_the_rule_gives_the_finest_grid_that_holds_two_channels_and_a_code_from_five():
+    for latent in range(16, 4097, 16):
+        shape = latent_shape(64, latent)
+        finer = shape.grid * 2
+        assert shape.grid <= 16 and (finer > 16 or latent < 2 * finer**2)
+        assert shape.channels >= (2 if latent >= 2 * shape.grid**2 else 1)
+        assert (shape.attribute >= shape.grid**2) == (latent // shape.grid**2 >= CODE_FROM)
+
+
+@pytest.mark.parametrize("grid,attribute,latent,expected", [
+    (8, "auto", 320, (64, 8, 4)),  # the code takes what the grid leaves, a channel once it holds five
+    (8, "auto", 208, (16, 8, 3)),
+    ("auto", 16, 80, (16, 4, 4)),  # the finest grid the rest fills in whole channels
+    ("auto", 0, 512, (0, 16, 2)),
+    (4, 16, 80, (16, 4, 4)),
+])
+def test_a_shape_key_set_by_hand_is_kept_and_the_rule_fills_in_the_other(grid, attribute, latent, expected):
+    shape = load_params(REPO / "params.yaml", [f"latent={latent}", f"model.grid={grid}",
+                                               f"model.attribute={attribute}"]).shape
+    assert (shape.attribute, shape.grid, shape.channels) == expected
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    (["latent=32", "model.grid=8", "model.attribute=0"], "latent 32 less model.attribute 0 does not fill the 8x8"),
+    (["latent=32", "model.grid=8"], "latent 32 is less than one channel of the 8x8 content grid"),
+    (["latent=48", "model.attribute=48"], "latent 48 less model.attribute 48 fills no content grid"),
+    (["model.grid=12"], "model.grid must be a power of two"),
+    (["model.attribute=big"], "model.attribute"),
+])
+def test_a_shape_set_by_hand_that_does_not_fit_stops_in_one_line(overrides, expected):
+    with pytest.raises(PipelineError) as caught:
+        load_params(REPO / "params.yaml", overrides)
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_the_attribute_code_and_the_grid_share_the_latent():
-    params = parse_params(default_params())
-    assert params.latent == params.model.attribute + params.model.grid**2 * (
-        (params.latent - params.model.attribute) // params.model.grid**2
-    )
+    shape = parse_params(default_params()).shape
+    assert parse_params(default_params()).latent == shape.attribute + shape.grid**2 * shape.channels
 
 
 def test_every_bad_key_is_reported_at_once_with_suggestions():

@@ -100,7 +100,7 @@ def test_refining_the_latent_lowers_the_error_and_leaves_the_model_alone():
     refine = SimpleNamespace(steps=30, lr=0.05)
     one_pass, refined = encode_all(model, x), encode_all(model, x, refine, batch_size=20)
     assert refined.shape == one_pass.shape and not torch.equal(refined, one_pass)
-    assert evaluate(model, x, refine=refine)["mse"] < 0.9 * evaluate(model, x)["mse"]
+    assert evaluate(model, x, refine=refine)["mse"] < 0.95 * evaluate(model, x)["mse"]
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
     assert torch.equal(encode_all(model, x, SimpleNamespace(steps=0, lr=0.05)), one_pass)

@@ -14,7 +14,7 @@ import yaml
 
 from emoji_ae.metrics import accuracy_interval
 from emoji_ae.model import load_model
-from tests.conftest import REPO, dvc, venv_env, write_params
+from tests.conftest import REPO, TINY_LATENT, dvc, venv_env, write_params
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +64,7 @@ def test_repro_writes_metrics_report_and_figures(tiny_pipeline):
         assert f"]({link})" in report and (tiny_pipeline / "reports" / link).stat().st_size > 1000
     assert "](frontier.png)" in report and "](benchmark.md)" in report  # the committed artefacts, linked
     latents = __import__("torch").load(tiny_pipeline / "models/ae/latents.pt", weights_only=True)
-    assert latents["train"]["z"].shape == (100, 32) and len(latents["test"]["text"]) == 40
+    assert latents["train"]["z"].shape == (100, TINY_LATENT) and len(latents["test"]["text"]) == 40
 
 
 def figures(text: str) -> set[str]:
@@ -136,12 +136,18 @@ def test_plots_html_draws_offline_in_headless_chromium(pipeline_copy):
     assert drawn >= 5, f"only {drawn} plots drew"
 
 
-def test_an_experiment_shows_its_params_and_metrics(pipeline_copy):
-    dvc(pipeline_copy, "exp", "run", "-S", "latent=64", "--name", "latent64")
-    table = dvc(pipeline_copy, "exp", "show", "--md", "--no-pager")
-    assert "latent64" in table and "ae.test_mse" in table
-    row = next(line for line in table.splitlines() if "latent64" in line)
-    assert "| 64 " in row
+def test_the_cards_experiment_command_runs_as_written_and_shows_its_params_shape_and_metrics(pipeline_copy):
+    """`dvc exp run -S latent=32`, exactly as the README and params.yaml give it: the rule shapes the size."""
+    run = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-S", "latent=32"], cwd=pipeline_copy,
+                         env=venv_env(), capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    shown = json.loads(dvc(pipeline_copy, "exp", "show", "--json"))
+    experiment = next(e for rev in shown for e in (rev.get("experiments") or []) if e)
+    data = experiment["revs"][0]["data"]
+    assert data["params"]["params.yaml"]["data"]["latent"] == 32
+    headline = data["metrics"]["reports/headline.json"]["data"]
+    assert headline["shape"] == {"attribute": 0, "grid": 4, "channels": 2}  # 32 values: 4x4x2
+    assert "ae" in headline and headline["ae"]["test_mse_one_pass"] > 0
 
 
 def test_killed_training_leaves_no_truncated_output_and_repro_recovers(pipeline_copy):

@@ -275,3 +275,24 @@ def test_the_swap_teacher_puts_the_attribute_in_the_code_and_the_decoder_draws_i
         model = trained_on_squares(analogies, {"epochs": 100, "lr": 1e-2, "attribute": teachers}, attribute=16)
         errors[name] = swap_error(model, analogies)
     assert errors["swap"] < 0.5 * errors["untaught"]
+
+
+@pytest.mark.skipif(device().type != "cpu", reason="the processes side by side are the CPU's path")
+def test_each_reference_seed_trains_the_same_weights_side_by_side_or_one_after_another():
+    """The stage trains the seeds in processes of their own when train.threads > 1, the benchmark's
+    cell and a one-thread run train them in turn: one seed must give one reference either way."""
+    from emoji_ae.config import parse_params
+    from emoji_ae.reference import reference_seeds, train_references
+    from tests.conftest import tiny_params
+
+    raw = tiny_params()
+    raw["reference"].update(epochs=1, seeds=2)
+    x, _ = toy_data(n=16)
+    side_by_side = train_references(parse_params({**raw, "train": {**raw["train"], "threads": 2}}), x)
+    in_turn = train_references(parse_params(raw), x)
+    seeds = reference_seeds(parse_params(raw))
+    assert list(side_by_side) == list(in_turn) == seeds == [raw["seed"], raw["seed"] + 1000]
+    for seed in in_turn:
+        assert all(torch.equal(a, b) for a, b in zip(side_by_side[seed].state_dict().values(),
+                                                     in_turn[seed].state_dict().values()))
+    assert not torch.equal(*(next(iter(m.state_dict().values())) for m in in_turn.values()))  # other seeds

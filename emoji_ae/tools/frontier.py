@@ -31,12 +31,13 @@ from emoji_ae.results import KINDS, composition
 # earlier families (a variational latent, a two-level latent, critics, a test-time projection) were
 # dominated and their code has left the training loop: reports/frontier.json keeps their points,
 # each with the commit that measured it, and the figure still shows them.
-UNTAUGHT = [f"attribute.{teacher}=0" for teacher in ("classify", "adversary", "invariance", "swap", "reader")]
-CODE = "attribute code"
-DESIGNS = {  # the default (params.yaml) is the attribute code with classify, swaps and the swap classifier (reader)
-    "attribute code 64, untaught": (CODE, UNTAUGHT),
-    "attribute code 64, + adversary 0.01": (CODE, ["attribute.adversary=0.01"]),
-    "attribute code 128, 8x8x3 grid": (CODE, ["model.attribute=128"]),
+CODE, SLOTS = "attribute code", "attribute slots"
+DESIGNS = {  # the default (params.yaml) is the attribute code, classify 0.03, variant swaps and their reader
+    "slots, teacher-forced labels": (SLOTS, ["attribute.slots=true"]),
+    "slots, + adversary ramped over half of training": (
+        SLOTS, ["attribute.slots=true", "attribute.adversary=0.01", "attribute.ramp=0.5"]
+    ),
+    "slots, + name words": (SLOTS, ["attribute.slots=true", "attribute.words=true"]),
 }
 
 
@@ -85,8 +86,8 @@ def point(design: str, family: str, overrides: list[str], metrics: dict) -> dict
 def family_of_default() -> str:
     """The family params.yaml's own design belongs to."""
     params = load_params()
-    if params.model.attribute:
-        return "attribute code"
+    if params.shape.attribute:
+        return SLOTS if params.attribute.slots else CODE
     return "analogy objective" if params.train.analogy else "spatial grid"
 
 
