@@ -5,6 +5,9 @@ pipeline's models, a fetched artifact and the page in Chromium: tests/test_app_e
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -22,7 +25,7 @@ from emoji_ae.config import PipelineError, run_stage
 from emoji_ae.data import png_bytes, to_square
 from emoji_ae.model import Autoencoder, save_model
 from emoji_ae.sources import decode_image
-from tests import hostile
+from tests import hostile, hostile_cli
 from tests.conftest import NAMES, emoji_png, encoded
 
 SIZE = 16
@@ -47,7 +50,7 @@ def write_package(folder, names=NAMES[:16] + TONED):
         "concepts": CONCEPTS,
         "recipes": [RECIPE, "grinning face + cat - human"],
         "slerp": ["grinning face", "dog face"],
-        "refine": {"steps": 5, "lr": 0.1},
+        "refine": {"steps": 5, "lr": 0.01},
         "variants": VARIANTS,
     }
     (folder / "settings.json").write_text(json.dumps(settings))
@@ -218,7 +221,7 @@ def test_the_command_composes_reconstructs_and_interpolates_into_pngs(cli, packa
      "error: 'crying kat face' is neither an emoji of this model nor a concept (closest: "),
     (["compose", "nerd face -"], "error: recipe 'nerd face -' is malformed"),
     (["compose", "nerd face", "-o", "out.jpg"], "error: -o out.jpg: the output is a PNG image, name it *.png"),
-    (["interpolate", "nerd face", "dog face", "--steps", "1"], "error: --steps must be at least 2"),
+    (["interpolate", "nerd face", "dog face", "--steps", "1"], "error: --steps must be from 2 to 20 (got 1)"),
 ])
 def test_the_command_fails_in_one_line_and_writes_nothing(cli, package, tmp_path, args, message):
     result = cli(*args, "--model", str(package), cwd=tmp_path)
@@ -233,6 +236,35 @@ def test_without_a_package_the_command_says_where_models_come_from(cli, tmp_path
     assert result.returncode == 1 and result.stderr.startswith(
         "error: models/release/ae is not a folder: give --model a model package"
     )
+
+
+def test_every_hostile_argument_ends_in_one_error_line_and_writes_nothing(cli, package, tmp_path):
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    hostile_cli.assert_refused(lambda *args: cli(*args, cwd=folder), package, "nerd face", folder)
+
+
+def test_a_phrase_lists_the_names_that_hold_it_and_none_is_an_error(cli, package, tmp_path):
+    listed = cli("names", "cat face", "--model", str(package), cwd=tmp_path)
+    assert listed.returncode == 0 and "crying cat face" in listed.stdout.splitlines()
+    assert "crying face" not in listed.stdout.splitlines()  # holds both words, not in that order
+    toned = cli("names", "thumbs up", "--model", str(package), cwd=tmp_path)
+    assert {"thumbs up sign", "thumbs up sign dark skin tone"} <= set(toned.stdout.splitlines())
+    none = cli("names", "thumbs down", "--model", str(package), cwd=tmp_path)
+    assert none.returncode == 1 and none.stdout == "" and none.stderr.startswith("error: no emoji, concept")
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(package, tmp_path):
+    """`emoji-ae names | head -1`: the pipe is closed before the command writes, so every write fails."""
+    reader, writer = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from emoji_ae.app.cli import entry; entry()", "names", "--model", str(package)],
+        stdout=writer, stderr=subprocess.PIPE, cwd=tmp_path, text=True,
+    )
+    os.close(writer)
+    os.close(reader)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 141 and stderr == "", stderr  # SIGPIPE's status, as `head` leaves grep
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from PIL import Image
 
 from emoji_ae.tools.app_benchmark import CHROMIUM_ARGS, start_app
 from tests import hostile
-from tests.conftest import dvc, emoji_ae, emoji_png
+from tests.conftest import TINY_LATENT, dvc, emoji_ae, emoji_png
 
 pytestmark = pytest.mark.e2e
 
@@ -122,7 +122,7 @@ def test_the_page_composes_reconstructs_and_takes_an_upload_in_chromium(tiny_pip
         assert Image.open(tmp_path / "page.png").size[1] > 600
     finally:
         app.terminate()
-        app.wait(timeout=10)
+        app.wait(timeout=30)  # the page stays open: the server's graceful shutdown bounds it
 
 
 def test_the_page_refuses_a_busy_port_in_one_line(tiny_pipeline):
@@ -162,7 +162,7 @@ def test_the_package_names_every_drawing_the_model_learned_from_or_was_scored_on
     assert {(s, t.removeprefix(f"{s}: ")) for s, t in zip(emoji["source"], emoji["text"])} == drawn and len(
         emoji
     ) == len(drawn)
-    assert {"train", "val", "test"} <= set(emoji["split"]) and len(emoji["z"].iloc[0]) == 32
+    assert {"train", "val", "test"} <= set(emoji["split"]) and len(emoji["z"].iloc[0]) == TINY_LATENT
     second = emoji[emoji["text"].str.startswith("twemoji: ")]
     assert len(second) and set(second["text"].str.removeprefix("twemoji: ")) <= set(
         emoji.loc[emoji["source"] == "openmoji", "text"]

@@ -13,12 +13,22 @@ concepts, or paths to image files. Nothing is trained and DVC is never called.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel, ValidationError
+
+from emoji_ae.app.limits import MAX_NAME, AttributeBody, ComposeBody, InterpolateBody, ReconstructBody, problem
 from emoji_ae.app.workbench import DEFAULT_PACKAGE, Workbench
 from emoji_ae.config import PipelineError, run_stage
-from emoji_ae.data import words_of
+from emoji_ae.data import normalise_text
+from emoji_ae.recipes import split_terms
+
+MAX_RECIPE = 8 * (MAX_NAME + 3)  # eight terms of the longest name, with their signs
+# The page's body fields, as the command's flags name them: one error line names what to change.
+FLAGS = {"alpha": "--alpha", "amount": "--amount", "attribute": "the attribute", "term": "the term",
+         "terms": "the recipe's terms", "start": "the start", "end": "the end"}
 
 
 def arguments(argv=None) -> argparse.Namespace:
@@ -73,13 +83,71 @@ def arguments(argv=None) -> argparse.Namespace:
 
 
 def check_output(path: Path | None) -> None:
-    """Before any work: the output must be a PNG in an existing folder."""
+    """Before any work: the output must be a PNG in an existing folder that can be written."""
     if path is None:
         return
     if path.suffix.lower() != ".png":
         raise PipelineError(f"-o {path}: the output is a PNG image, name it *.png")
     if not path.parent.is_dir():
         raise PipelineError(f"-o {path}: the folder {path.parent} does not exist")
+    if path.is_dir():
+        raise PipelineError(f"-o {path} is a folder: name a PNG file")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PipelineError(f"-o {path}: cannot write there (permission denied); pick another path")
+
+
+def checked(schema: type[BaseModel], steps_flag: str = "--steps", **fields) -> BaseModel:
+    """The arguments as the page's body for the same action: the same bounds, finite numbers; a
+    PipelineError naming the flag otherwise."""
+    try:
+        return schema.model_validate(fields)
+    except ValidationError as e:
+        line, loc = problem(e, schema), e.errors()[0]["loc"]
+        where = ".".join(str(part) for part in loc)
+        named = f"term {loc[1] + 1}" if loc[:1] == ("terms",) and len(loc) > 1 else None
+        flag = named or {**FLAGS, "steps": steps_flag}.get(str(loc[0]), str(loc[0]))
+        raise PipelineError(line.replace(where, flag, 1)) from None
+
+
+def term(text: str) -> dict:
+    """A term as the page's body holds it: a name, bounded as the page bounds it; an image file's
+    path stands for an upload (its bytes and side are bounded when it is read)."""
+    try:
+        if Path(text).is_file():
+            return {"label": text[:MAX_NAME]}
+    except OSError:  # a name too long to be a path
+        pass
+    return {"name": text}
+
+
+def check_arguments(args) -> None:
+    """Every argument bounded as the page bounds its request, before the model is loaded."""
+    if args.command == "compose":
+        if len(args.recipe) > MAX_RECIPE:
+            raise PipelineError(f"the recipe is {len(args.recipe)} characters long: give at most {MAX_RECIPE}")
+        terms = [{"sign": sign, **term(text)} for sign, text in split_terms(args.recipe)]
+        checked(ComposeBody, alpha=args.alpha, terms=terms)
+    elif args.command == "reconstruct":
+        checked(ReconstructBody, "--refine", term=term(args.image), steps=args.refine)
+    elif args.command == "interpolate":
+        checked(InterpolateBody, start=term(args.start), end=term(args.end), steps=args.steps)
+    elif args.command == "attribute":
+        checked(AttributeBody, term=term(args.term), attribute=args.attribute, amount=args.amount)
+    elif args.command == "names" and len(args.word or "") > MAX_NAME:
+        raise PipelineError(f"the word is {len(args.word)} characters long: give at most {MAX_NAME}")
+    elif args.command == "app" and not 0 <= args.port <= 65535:
+        raise PipelineError(f"--port must be from 0 to 65535 (0: any free port), got {args.port}")
+
+
+def save(path: Path, *args, **kwargs) -> None:
+    """save_grid to the -o path; a path that cannot be written is one line, and nothing is left there."""
+    from emoji_ae.figures import save_grid
+
+    try:
+        save_grid(path, *args, **kwargs)
+    except OSError as e:
+        raise PipelineError(f"-o {path} cannot be written ({e.strerror or e}): pick another path") from None
+    print(f"wrote {path}")
 
 
 def compose(bench: Workbench, args) -> None:
@@ -90,20 +158,17 @@ def compose(bench: Workbench, args) -> None:
         + ", ".join(f"{name} ({distance:.2f})" for name, distance in result.nearest)
     )
     if args.output:
-        from emoji_ae.figures import save_grid
-
         titles = [
             ("" if i == 0 else ("- " if sign < 0 else "+ ")) + t.label for i, (sign, t) in enumerate(result.terms)
         ]
         nearest = result.nearest[0][0]
-        save_grid(
+        save(
             args.output,
             [[t.pixels for _, t in result.terms] + [result.image, result.pixel, bench.pixels(nearest)]],
             col_titles=titles + ["= composite", "pixel arithmetic", f"nearest: {nearest}"],
             title=f"{args.recipe} (alpha {args.alpha:g})",
             cell=1.5,
         )
-        print(f"wrote {args.output}")
 
 
 def reconstruct(bench: Workbench, args) -> None:
@@ -113,12 +178,7 @@ def reconstruct(bench: Workbench, args) -> None:
     how = f"latent refined by {steps} steps" if steps else "one encoder pass"
     print(f"reconstruction MSE {mse:.5f} ({how}; pixels in [0, 1])")
     if args.output:
-        from emoji_ae.figures import save_grid
-
-        save_grid(
-            args.output, [[term.pixels, image]], col_titles=["input, prepared", f"reconstruction ({mse:.4f})"], cell=2
-        )
-        print(f"wrote {args.output}")
+        save(args.output, [[term.pixels, image]], col_titles=["input, prepared", f"reconstruction ({mse:.4f})"], cell=2)
 
 
 def interpolate(bench: Workbench, args) -> None:
@@ -126,15 +186,12 @@ def interpolate(bench: Workbench, args) -> None:
     frames = bench.interpolate(start, end, args.steps)
     print(f"{len(frames)} points from {start.label} to {end.label}")
     if args.output:
-        from emoji_ae.figures import save_grid
-
-        save_grid(
+        save(
             args.output,
             [[start.pixels, *frames, end.pixels]],
             col_titles=["start", *[f"t={i / (len(frames) - 1):.2f}" for i in range(len(frames))], "end"],
             cell=1.2,
         )
-        print(f"wrote {args.output}")
 
 
 def attribute(bench: Workbench, args) -> None:
@@ -142,32 +199,33 @@ def attribute(bench: Workbench, args) -> None:
     moved = bench.set_attribute(term, args.attribute, args.amount)
     print(f"{term.label}: {args.attribute} x {args.amount:g}")
     if args.output:
-        from emoji_ae.figures import save_grid
+        save(args.output, [[term.pixels, bench.set_attribute(term, args.attribute, 0.0), moved]],
+             col_titles=["input", "decoded", f"{args.attribute} x {args.amount:g}"], cell=2)
 
-        save_grid(args.output, [[term.pixels, bench.set_attribute(term, args.attribute, 0.0), moved]],
-                  col_titles=["input", "decoded", f"{args.attribute} x {args.amount:g}"], cell=2)
-        print(f"wrote {args.output}")
+
+def holds(name: str, phrase: list[str]) -> bool:
+    """Whether the name's words hold the phrase's words, in order, side by side."""
+    words = normalise_text(name).replace(":", " ").split()
+    return any(words[i : i + len(phrase)] == phrase for i in range(len(words) - len(phrase) + 1))
 
 
 def names(bench: Workbench, args) -> None:
-    """Every name (a drawing of a second set as 'set: name'), concept and attribute with the word, or all."""
-    word = (args.word or "").lower()
-    for name in sorted(bench.names):
-        if not word or word in words_of(name):
-            print(name)
-    for concept, members in sorted(bench.concepts.items()):
-        if not word or word in words_of(concept):
-            print(f"{concept} (concept: {', '.join(members)})")
-    for name in bench.attributes:
-        if not word or word in words_of(name):
-            print(f"{name} (attribute: emoji-ae attribute NAME '{name}')")
+    """Every name (a drawing of a second set as 'set: name'), concept and attribute that holds the
+    word or phrase, or all; none is an error, as grep's."""
+    phrase = (normalise_text(args.word) or "").replace(":", " ").split()
+    lines = [name for name in sorted(bench.names) if holds(name, phrase)]
+    lines += [f"{c} (concept: {', '.join(m)})" for c, m in sorted(bench.concepts.items()) if holds(c, phrase)]
+    lines += [f"{a} (attribute: emoji-ae attribute NAME '{a}')" for a in bench.attributes if holds(a, phrase)]
+    if not lines:
+        raise PipelineError(f"no emoji, concept or attribute of this model holds '{args.word}': `emoji-ae names` "
+                            "lists them all")
+    print("\n".join(lines))
 
 
 def main(argv=None) -> None:
     args = arguments(argv)
     check_output(getattr(args, "output", None))
-    if getattr(args, "steps", 2) < 2:
-        raise PipelineError(f"--steps must be at least 2 (the two ends), got {args.steps}")
+    check_arguments(args)
     if args.command == "app":
         from emoji_ae.app.web import serve
 
@@ -185,8 +243,14 @@ def main(argv=None) -> None:
 
 
 def entry() -> None:
-    """The console script: run_stage's one-line errors, without a traceback."""
-    run_stage(lambda: main(sys.argv[1:]))
+    """The console script: run_stage's one-line errors, without a traceback; a reader that stops
+    early (`emoji-ae names | head`) ends it quietly, as it ends any Unix tool."""
+    try:
+        run_stage(lambda: main(sys.argv[1:]))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        sys.exit(128 + 13)  # SIGPIPE's status, as the shell reports a tool that a pipe closed on
 
 
 if __name__ == "__main__":

@@ -22,13 +22,23 @@ from importlib.resources import files
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from emoji_ae.app.limits import (
+    MAX_UPLOAD,
+    MAX_UPLOAD_SIDE,
+    AttributeBody,
+    ComposeBody,
+    InterpolateBody,
+    ReconstructBody,
+    Term,
+    problem,
+)
 from emoji_ae.app.workbench import Workbench, png
 from emoji_ae.config import PipelineError
 from emoji_ae.recipes import split_terms
@@ -36,8 +46,6 @@ from emoji_ae.recipes import split_terms
 HOST = "127.0.0.1"  # local use only: the page is never served to other machines
 LOCAL_NAMES = ("127.0.0.1", "localhost")
 MAX_BODY = 8 * 2**20  # the whole JSON body, uploads included (base64)
-MAX_UPLOAD = 2 * 2**20  # one uploaded image's bytes
-MAX_UPLOAD_SIDE = 4096  # an upload's longer side: a small PNG can hold a huge blank image, made square before resizing
 MAX_DIGITS = 30  # of a number in the JSON body
 ARRIVAL_S = 10.0  # a request's body must arrive within this
 PATIENCE_S = 5.0  # longest wait for the model before the busy answer
@@ -53,68 +61,6 @@ SECURITY_HEADERS = {
                                "data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
 }
-
-
-# --- what a request may ask ----------------------------------------------------------------
-
-
-class Term(BaseModel):
-    """One term: an emoji's name or a concept, or an uploaded image (a data URL) with its file name."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, max_length=200)
-    image: str | None = Field(None, max_length=MAX_UPLOAD * 4 // 3 + 100)
-    label: str | None = Field(None, max_length=200)
-
-
-class SignedTerm(Term):
-    sign: float = Field(1.0, allow_inf_nan=False)
-
-
-class ComposeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    terms: list[SignedTerm] = Field(min_length=1, max_length=8)
-    alpha: float = Field(1.0, ge=-2, le=3, allow_inf_nan=False)
-
-
-class ReconstructBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    term: Term
-    steps: int | None = Field(None, ge=0, le=500)  # Adam steps on the latent; None: the package's refine.steps
-
-
-class AttributeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    term: Term
-    attribute: str = Field(max_length=100)
-    amount: float = Field(1.0, ge=-2, le=3, allow_inf_nan=False)
-
-
-class InterpolateBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    start: Term
-    end: Term
-    steps: int = Field(7, ge=2, le=20)
-
-
-def problem(error: ValidationError, schema: type[BaseModel]) -> str:
-    """A validation error as one line that names the field and its range."""
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "the request"
-    field = schema.model_fields.get(str(first["loc"][0])) if first["loc"] else None
-    bounds = {
-        key: getattr(m, key)
-        for m in (field.metadata if field else [])
-        for key in ("ge", "le", "min_length", "max_length")
-        if getattr(m, key, None) is not None
-    }
-    if {"ge", "le"} <= bounds.keys() and first["type"] in ("greater_than_equal", "less_than_equal"):
-        return f"{where} must be from {bounds['ge']:g} to {bounds['le']:g} (got {first.get('input')!r})"
-    if {"min_length", "max_length"} <= bounds.keys() and first["type"] in ("too_short", "too_long"):
-        return (
-            f"{where}: from {bounds['min_length']} to {bounds['max_length']} items, got {len(first.get('input') or [])}"
-        )
-    return f"{where}: {first['msg']}"
 
 
 # --- the routes' work ------------------------------------------------------------------------
@@ -384,6 +330,7 @@ def server(bench: Workbench, sock: socket.socket):
         backlog=BACKLOG,
         limit_concurrency=MAX_CONNECTIONS,
         timeout_keep_alive=5,
+        timeout_graceful_shutdown=5,  # Ctrl-C stops within seconds, whatever a browser keeps open
         h11_max_incomplete_event_size=16 * 1024,
     )
     return uvicorn.Server(config)

@@ -19,6 +19,7 @@ import yaml
 from PIL import Image
 
 from emoji_ae.analogies import families
+from emoji_ae.app.limits import MAX_UPLOAD, MAX_UPLOAD_SIDE
 from emoji_ae.config import PipelineError
 from emoji_ae.data import normalise_text, split_images, to_square
 from emoji_ae.files import broken, read_json, short_reason
@@ -183,10 +184,12 @@ class Workbench:
                 )
         elif (path := Path(text).expanduser()).is_file():
             try:
+                if path.stat().st_size > MAX_UPLOAD:
+                    raise PipelineError(f"{path} is over {MAX_UPLOAD // 2**20} MiB: give a smaller image")
                 raw = path.read_bytes()
             except OSError as e:
                 raise PipelineError(f"{path} cannot be read ({short_reason(e)})") from None
-            return self.image_term(raw, str(path))
+            return self.image_term(raw, str(path), max_side=MAX_UPLOAD_SIDE)
         elif looks_like_path:
             raise PipelineError(f"{text} does not exist: give the path of an image file, or an emoji's name")
         raise PipelineError(
