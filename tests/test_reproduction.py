@@ -1,7 +1,9 @@
 """A fresh clone reproduces the committed results: data hashes exactly, trained figures within noise.
 
-Runs the default pipeline (a few minutes on 2 cores) on the committed params, started when the
-tests are collected and run beside them (tests/conftest.py: `Reproduction`). The data stages
+The full-size reproduction, a command of its own: `pytest -m reproduction` (the README's team
+section; `.ci/run` runs it after the README's test command). It runs the default pipeline on the
+committed params (tests/conftest.py: `Reproduction`) and reports each figure it compares: the
+committed value, this machine's and the tolerance. The data stages
 are bitwise reproducible on any x86_64 CPU (emoji_ae/__init__.py pins the kernels). Training is
 bitwise reproducible on one machine, but on another CPU the last bits differ (oneDNN picks its
 convolution blocking from the cache sizes) and training carries them as far as a change of seed.
@@ -15,19 +17,31 @@ import json
 import pytest
 import yaml
 
-from emoji_ae.noise import beyond_noise, compared_keys, leaves
+from emoji_ae.noise import beyond_noise, compared_keys, leaves, tolerance
 from emoji_ae.tools.app_benchmark import start_app
 from tests import hostile
 from tests.conftest import emoji_ae, emoji_png, git
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.reproduction
 
 
 def outs_of(lock: dict, stage: str) -> dict:
     return {out["path"]: out["md5"] for out in lock["stages"][stage]["outs"]}
 
 
-def test_a_fresh_clone_reproduces_the_committed_data_and_metrics(reproduced):
+def report_lines(committed: dict, reproduced: dict, noise: dict, keys: list[str]) -> list[str]:
+    """One line per compared figure: committed, this machine, the tolerance, and whether it is within."""
+    lines = [f"{'figure':<58} {'committed':>11} {'here':>11} {'tolerance':>10}  within"]
+    for key in keys:
+        values = noise.get("metrics", {}).get(key, {}).get("values", [])
+        allowed = tolerance(values)
+        bound = "exact" if allowed is not None and allowed == 0 else ("none" if allowed is None else f"{allowed:.3g}")
+        ok = not beyond_noise(committed, reproduced, noise, [key])
+        lines.append(f"{key:<58} {committed[key]:>11.5g} {reproduced[key]:>11.5g} {bound:>10}  {'yes' if ok else 'NO'}")
+    return lines
+
+
+def test_a_fresh_clone_reproduces_the_committed_data_and_metrics(reproduced, reproduction_report):
     repo = reproduced
     committed_lock = yaml.safe_load(git(repo, "show", "HEAD:dvc.lock"))
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
@@ -39,6 +53,7 @@ def test_a_fresh_clone_reproduces_the_committed_data_and_metrics(reproduced):
     keys = compared_keys(committed)
     assert len([k for k in keys if k.startswith(("ae.", "aux.", "reference."))]) >= 20 and len(keys) >= 40
     noise = json.loads(git(repo, "show", "HEAD:reports/noise.json"))
+    reproduction_report += report_lines(committed, reproduced, noise, keys)
     assert not beyond_noise(committed, reproduced, noise, keys), "\n".join(
         beyond_noise(committed, reproduced, noise, keys)
     )

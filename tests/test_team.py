@@ -113,14 +113,14 @@ def test_returning_to_params_already_run_restores_from_the_run_cache(team, tmp_p
     params_a = yaml.safe_load((work / "params.yaml").read_text())
     lock_a = (work / "dvc.lock").read_text()
     params_b = yaml.safe_load((work / "params.yaml").read_text())
-    params_b["latent"] = 64  # the experiments' latent: trained here, or restored where an experiment ran first
+    params_b["latent"] = 32  # the card's experiment: trained here, or restored where it ran first
     write_params(work, params_b)
     ran_b = dvc(work, "repro")
     stages = ("pretrain", "train_reference", "train_ae", "train_aux", "compose", "evaluate")
     assert all(f"Running stage '{stage}'" in ran_b or f"Stage '{stage}' is cached" in ran_b for stage in stages), ran_b
     assert (work / "dvc.lock").read_text() != lock_a and load_model(work / "models/ae/model.pt").encode(
         torch.rand(1, 3, 16, 16)
-    ).shape == (1, 64)
+    ).shape == (1, 32)
     write_params(work, params_a)
     ran_a = dvc(work, "repro")  # latent A again: restored, not retrained
     for stage in stages:
@@ -131,16 +131,16 @@ def test_returning_to_params_already_run_restores_from_the_run_cache(team, tmp_p
 
 def test_experiments_round_trip_through_origin_and_the_remote(team):
     dvc(
-        team["work"], "exp", "run", "--temp", "-S", "latent=64", "--name", "latent-64"
+        team["work"], "exp", "run", "--temp", "-S", "latent=32", "--name", "latent-32"
     )  # the workspace stays as committed
-    dvc(team["work"], "exp", "push", "origin", "latent-64")
+    dvc(team["work"], "exp", "push", "origin", "latent-32")
     clone = fresh_clone(team, "dave")
-    dvc(clone, "exp", "pull", "origin", "latent-64")
+    dvc(clone, "exp", "pull", "origin", "latent-32")
     table = dvc(clone, "exp", "show", "--md", "--no-pager")
-    assert "latent-64" in table and "| 64 " in next(line for line in table.splitlines() if "latent-64" in line)
-    dvc(clone, "exp", "apply", "latent-64")
+    assert "latent-32" in table and "| 32 " in next(line for line in table.splitlines() if "latent-32" in line)
+    dvc(clone, "exp", "apply", "latent-32")
     model = load_model(clone / "models/ae/model.pt")
-    assert model.encode(torch.rand(1, 3, 16, 16)).shape == (1, 64)  # the experiment's model, fetched from the remote
+    assert model.encode(torch.rand(1, 3, 16, 16)).shape == (1, 32)  # the experiment's model, fetched from the remote
 
 
 def fetch(*args) -> None:

@@ -19,9 +19,9 @@ the tolerances of emoji_ae/noise.py come from it.
 """
 
 import argparse
+import importlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -51,7 +51,11 @@ SHOWN = (
 
 
 def run(seed: int, change: str | None = None) -> dict:
-    """The STAGES with `seed` (and one KEY=VALUE `change`), on the workspace's data, in a scratch copy; its metrics."""
+    """The STAGES with `seed` (and one KEY=VALUE `change`), on the workspace's data, in a scratch copy; its metrics.
+    Each stage's main() runs in this process, in the scratch copy, as `python -m` would run it there."""
+    # The stage scripts are the clone's (stages/ is not installed): imported from here, before leaving it.
+    mains = {stage: importlib.import_module(stage[0]).main for stage in STAGES}
+    home, argv = Path.cwd(), sys.argv
     with tempfile.TemporaryDirectory(prefix="noise-") as scratch:
         scratch = Path(scratch)
         for data in (PREPARED, AUGMENTED, EXTRA):
@@ -62,20 +66,18 @@ def run(seed: int, change: str | None = None) -> dict:
             override(raw, change)
         (scratch / PARAMS).write_text(yaml.safe_dump(raw, sort_keys=False))
         load_params(scratch / PARAMS)  # a bad --change fails here, before any training
-        # The stage scripts are the clone's (stages/ is not installed): run from here, they are found here.
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])),
-        }
-        for stage in STAGES:
-            result = subprocess.run(
-                [sys.executable, "-m", *stage], cwd=scratch, env=env, stderr=subprocess.PIPE, text=True
-            )
-            if result.returncode:
-                raise PipelineError(
-                    f"seed {seed}: python -m {' '.join(stage)} failed: {result.stderr.strip().splitlines()[-1]}"
-                )
-        return with_headline(read_json(scratch / FIGURES), read_json(scratch / HEADLINE))
+        try:
+            os.chdir(scratch)
+            for stage, main in mains.items():
+                sys.argv = ["-m", *stage[1:]]
+                try:
+                    main()
+                except PipelineError as e:
+                    raise PipelineError(f"seed {seed}: python -m {' '.join(stage)} failed: {e}") from None
+            return with_headline(read_json(FIGURES), read_json(HEADLINE))
+        finally:
+            os.chdir(home)
+            sys.argv = argv
 
 
 def with_headline(metrics: dict, headline: dict) -> dict:
