@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import REPO, dvc, git, venv_env, write_params
+from tests.conftest import REPO, dvc, git, venv_env
 
 pytestmark = pytest.mark.e2e
 
@@ -49,11 +49,8 @@ def forget_the_benchmark(repo) -> None:
 def test_cells_run_in_the_queue_and_the_pipeline_collects_them_from_the_run_cache(private_pipeline_copy):
     pipeline_copy = private_pipeline_copy
     forget_the_benchmark(pipeline_copy)
-    params = yaml.safe_load((pipeline_copy / "params.yaml").read_text())
-    params["benchmark"]["latents"] = [32, 48]  # two sizes: two queued in the queue, two more that only `dvc repro` runs
-    write_params(pipeline_copy, params)
-    git(pipeline_copy, "commit", "-qam", "the benchmark at two sizes")
-    for cell in ("reference-32", "ours-32"):
+    cells = ("reference-32", "ours-32")  # the tiny params' one size: both models, side by side
+    for cell in cells:
         dvc(pipeline_copy, "exp", "run", "--queue", f"benchmark/dvc.yaml:cell@{cell}")
     # The workers outlive `dvc queue start` and inherit its output: captured, they would hold the
     # pipe open and the call would never return.
@@ -68,12 +65,11 @@ def test_cells_run_in_the_queue_and_the_pipeline_collects_them_from_the_run_cach
     assert status.count("Success") == 2, status
 
     ran = dvc(pipeline_copy, "repro", "benchmark/dvc.yaml")
-    for cell in ("reference-32", "ours-32"):
+    for cell in cells:
         assert f"Stage 'benchmark/dvc.yaml:cell@{cell}' is cached - skipping run" in ran, ran
-    for cell in ("reference-48", "ours-48"):
-        assert f"Running stage 'benchmark/dvc.yaml:cell@{cell}'" in ran
+    assert "Running stage 'benchmark/dvc.yaml:summary'" in ran
     result = json.loads((pipeline_copy / "reports/benchmark.json").read_text())
-    assert [row["latent"] for row in result["rows"]] == [32, 48] and {"date", "commit", "machine"} <= set(result)
+    assert [row["latent"] for row in result["rows"]] == [32] and {"date", "commit", "machine"} <= set(result)
     for row in result["rows"]:
         assert row["ratio_one_pass"] == row["ours"]["test_mse_one_pass"] / row["reference"]["test_mse_one_pass"]
         for model in ("reference", "ours"):
@@ -81,7 +77,6 @@ def test_cells_run_in_the_queue_and_the_pipeline_collects_them_from_the_run_cach
     table = (pipeline_copy / "reports/benchmark.md").read_text()
     assert (
         "| 32 |" in table
-        and "| 48 |" in table
         and (pipeline_copy / "reports/benchmark/rate_distortion.png").stat().st_size > 1000
     )
     assert "up to date" in dvc(pipeline_copy, "status", "benchmark/dvc.yaml")
