@@ -12,7 +12,6 @@ latent holds the pipeline's references; its scores are the seeds' medians, each 
 Writes benchmark/cells/<model>-<latent>/model.pt (the reference's first seed) and scores.json.
 """
 
-import statistics
 import sys
 import time
 
@@ -28,7 +27,7 @@ from emoji_ae.metrics import evaluate, reconstruction_scores
 from emoji_ae.model import build_autoencoder, device, save_model, seed_everything
 from emoji_ae.paths import AUGMENTED, BENCHMARK_CELLS, BENCHMARK_MODELS, EXTRA, split_file
 from emoji_ae.pool import AnalogySet, encode_drawings, every_glyph_pool, subset_originals, subset_pool
-from emoji_ae.reference import train_references
+from emoji_ae.reference import median_and_range, train_references
 from emoji_ae.training import fit, pretrain
 
 SCORED = ("test_mse", "test_mse_one_pass", "test_ssim", "test_ssim_one_pass", "test_psnr", "val_mse_one_pass")
@@ -59,11 +58,11 @@ def reference_cell(params, data: dict):
     models = train_references(params, data["train"][0])
     seconds = time.perf_counter() - start
     per_seed = {seed: score(model.to(device()), data, params, seconds) for seed, model in models.items()}
-    scores = {key: statistics.median(s[key] for s in per_seed.values()) for key in SCORED}
+    spreads = {key: median_and_range([s[key] for s in per_seed.values()]) for key in SCORED}
+    scores = {key: spread["median"] for key, spread in spreads.items()}
     scores.update(train_seconds=seconds,
                   seeds={str(seed): s for seed, s in per_seed.items()},
-                  **{f"{key}_range": [min(s[key] for s in per_seed.values()), max(s[key] for s in per_seed.values())]
-                     for key in SCORED})
+                  **{f"{key}_range": [spread["low"], spread["high"]] for key, spread in spreads.items()})
     return next(iter(models.values())), scores
 
 
