@@ -1,5 +1,6 @@
 """Small data the tests build themselves: synthetic emoji in the valhalla parquet layout; the
-tiny pipeline the end-to-end tests share; the fresh clone's reproduction, run beside them."""
+tiny pipeline the end-to-end tests share, built in the background while the fast tests run; the
+fresh clone's reproduction (`pytest -m reproduction`)."""
 
 import io
 import os
@@ -8,14 +9,17 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
-# The reproduction trains beside the other tests (pytest_collection_finish below). OpenMP threads
-# that spin while they wait make two trainings on two cores several times slower than one after
-# the other; waiting passively changes no number. Set before torch loads, and so for every
-# process the tests start.
+# Two pytest-xdist workers run beside the tiny pipeline's build (pytest_collection_finish below):
+# more processes than cores. An OpenMP thread that spins while it waits, or a second thread per
+# process, only takes a core from another process; neither changes what the tiny models learn
+# from one run to the next. Set before torch loads, and so for every process the tests start but
+# the reproduction (TEST_ONLY_ENVIRONMENT).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pandas as pd
@@ -25,6 +29,7 @@ import yaml
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
+TEST_ONLY_ENVIRONMENT = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")  # set above
 
 
 # Names that exercise the default rules: several classes and one analogy family.
@@ -165,8 +170,9 @@ def emoji_ae(*args, cwd) -> subprocess.CompletedProcess:
 
 
 def dvc(repo: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=repo, env=venv_env(), capture_output=True, text=True
+    result = subprocess.run(  # tests on other workers may run DVC in the same shared repo: wait, don't fail
+        [sys.executable, "-m", "dvc", "--wait-for-lock", *args], cwd=repo, env=venv_env(), capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
@@ -177,20 +183,66 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(command, cwd=repo, capture_output=True, text=True, check=True).stdout
 
 
+class TinyBuild:
+    """What the end-to-end tests share (tests/tiny_pipeline.py): the tiny pipeline and, when a
+    collected test needs it, the card's experiment on it. The first process of the session that
+    collects a test needing them starts their build in the background; with pytest-xdist, one build
+    for all workers, in the folder they share. The other tests run beside it."""
+
+    def __init__(self, config, experiment: bool):
+        base = config._tmp_path_factory.getbasetemp()  # what the tmp_path_factory fixture returns
+        self.folder = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # workers' folders sit in it
+        self.log = self.folder / "tiny_pipeline.log"
+        self.process = None
+        try:
+            (self.folder / "tiny_pipeline").mkdir()  # atomic: exactly one process of the session starts the build
+        except FileExistsError:
+            return
+        command = [sys.executable, "-m", "tests.tiny_pipeline", str(self.folder)] + ["--card-experiment"] * experiment
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(command, cwd=REPO, env=venv_env(), stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def result(self, part: str, timeout: float = 1800) -> Path:
+        """The part's folder once built; the build log's end if it failed."""
+        status = self.folder / f"{part}.status"
+        deadline = time.time() + timeout
+        while not status.exists():
+            assert time.time() < deadline, f"{part} was not built within {timeout:.0f} s"
+            time.sleep(0.5)
+        assert status.read_text() == "0", f"{part} failed:\n" + self.log.read_text()[-3000:]
+        return self.folder / part
+
+    def stop(self, interrupted: bool) -> None:
+        """At the session's end: wait for a build another worker may still need, unless interrupted."""
+        if self.process is not None and self.process.poll() is None:
+            if interrupted:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+TINY_BUILD = pytest.StashKey[TinyBuild]()
+CARD_EXPERIMENT = ["dvc", "exp", "run", "-S", "latent=32"]  # as the README and params.yaml give it
+
+
+def uses(item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
+
+
 @pytest.fixture(scope="session")
-def tiny_pipeline(tmp_path_factory) -> Path:
+def tiny_pipeline(request) -> Path:
     """The real pipeline, run once with `dvc repro` on tiny params in a copy of the repo, and
-    committed. Shared by the end-to-end tests: read it, never change it (take `pipeline_copy`)."""
-    repo = copy_repo(tmp_path_factory.mktemp("tiny_pipeline"))
-    write_params(repo, tiny_params())
-    dvc(repo, "repro")
-    dvc(repo, "repro", "benchmark/dvc.yaml")  # as in this repo, whose benchmark results are committed
-    dvc(
-        repo, "repro", "--force", "--single-item", "report"
-    )  # the report names that benchmark, as docs/benchmark.md says
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "tiny params, reproduced")
-    return repo
+    committed (tests/tiny_pipeline.py). Shared by the end-to-end tests: read it, never change it
+    (take `pipeline_copy`)."""
+    return request.config.stash[TINY_BUILD].result("tiny_pipeline")
+
+
+@pytest.fixture(scope="session")
+def card_experiment(tiny_pipeline, request) -> Path:
+    """A copy of the tiny pipeline, sharing its cache, where the card's `dvc exp run -S latent=32`
+    ran as written, once for the session, in the background after the build (tests/tiny_pipeline.py):
+    the tests that return to latent 32 restore it from the run-cache. Read it, never change it."""
+    return request.config.stash[TINY_BUILD].result("card_experiment")
 
 
 def share_cache(source: Path, destination: Path) -> Path:
@@ -201,8 +253,8 @@ def share_cache(source: Path, destination: Path) -> Path:
         source,
         destination,
         symlinks=True,
-        ignore=lambda folder, names: ["cache"] if Path(folder) == source / ".dvc" else [],
-    )
+        ignore=lambda folder, names: ["cache", "tmp"] if Path(folder) == source / ".dvc" else [],
+    )  # .dvc/tmp: the locks and indexes of DVC commands other tests may be running in the source
     if cache.is_dir():  # a copy of a copy shares the first one's cache through its config.local already
         with open(destination / ".dvc" / "config.local", "a") as config:
             config.write(f"[cache]\n    dir = {cache}\n")
@@ -217,21 +269,25 @@ def pipeline_copy(tiny_pipeline, tmp_path) -> Path:
 
 @pytest.fixture
 def private_pipeline_copy(tiny_pipeline, tmp_path) -> Path:
-    """A copy of the tiny pipeline with a DVC cache of its own, for a test that empties it."""
-    return Path(shutil.copytree(tiny_pipeline, tmp_path / "repo", symlinks=True))
+    """A copy of the tiny pipeline with a DVC cache of its own, for a test that empties it. Other
+    tests may be adding to the shared cache meanwhile: their half-written files (*.tmp) and DVC's
+    scratch (.dvc/tmp) stay behind."""
+    scratch = tiny_pipeline / ".dvc"
+    ignore = lambda folder, names: [n for n in names if n.endswith(".tmp") or (Path(folder) == scratch and n == "tmp")]  # noqa: E731
+    return Path(shutil.copytree(tiny_pipeline, tmp_path / "repo", symlinks=True, ignore=ignore))
 
 
 class Reproduction:
     """`dvc repro` of the committed params in a fresh copy of the repo, in the background: the
-    full-size reproduction (`pytest -m reproduction`, docs/reproducibility.md). It runs alone, so its
-    OpenMP threads spin as `dvc repro` does for a user."""
+    full-size reproduction (`pytest -m reproduction`, docs/reproducibility.md). It runs alone, with
+    OpenMP's defaults, as `dvc repro` does for a user."""
 
     def __init__(self):
         self.root = Path(tempfile.mkdtemp(prefix="reproduction-"))
         (self.root / "repo").mkdir()
         self.repo = copy_repo(self.root / "repo")
         self.log = self.root / "repro.log"
-        env = {key: value for key, value in venv_env().items() if key != "OMP_WAIT_POLICY"}
+        env = {key: value for key, value in venv_env().items() if key not in TEST_ONLY_ENVIRONMENT}
         with open(self.log, "w") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=self.repo, env=env,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -261,19 +317,33 @@ def pytest_collection_modifyitems(config, items):
     kept = [item for item in items if item.get_closest_marker("reproduction") is None]
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
-        items[:] = kept
+    # The tests that read the tiny pipeline last, and those that return to the card's experiment
+    # after them: the others run while these are built.
+    items[:] = sorted(kept, key=lambda item: (uses(item, "tiny_pipeline"), uses(item, "card_experiment")))
+
+
+def pytest_configure(config):
+    """The reproduction is one `dvc repro` that uses every core: its command runs in one process,
+    whatever -n the README's test command gives pytest-xdist (pyproject.toml's addopts)."""
+    if "reproduction" in (config.option.markexpr or "") and hasattr(config.option, "dist"):
+        config.option.dist, config.option.numprocesses = "no", 0
 
 
 def pytest_collection_finish(session):
-    """Start the reproduction when its tests are selected, before the first of them: the default
-    pipeline's training is what they wait on."""
+    """Start the builds the selected tests wait on, before the first of them: the reproduction, and
+    the tiny pipeline (its fixture waits for it)."""
     if any(item.get_closest_marker("reproduction") for item in session.items):
         session.config.stash[REPRODUCTION] = Reproduction()
+    if any(uses(item, "tiny_pipeline") for item in session.items):
+        experiment = any(uses(item, "card_experiment") for item in session.items)
+        session.config.stash[TINY_BUILD] = TinyBuild(session.config, experiment)
 
 
-def pytest_sessionfinish(session):
+def pytest_sessionfinish(session, exitstatus):
     if REPRODUCTION in session.config.stash:
         session.config.stash[REPRODUCTION].stop()
+    if TINY_BUILD in session.config.stash:
+        session.config.stash[TINY_BUILD].stop(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
 
 
 def pytest_terminal_summary(terminalreporter, config):

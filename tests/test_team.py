@@ -108,12 +108,13 @@ def test_a_fresh_clone_pulls_everything_and_repro_trains_nothing(team, webdav):
     print(f"dvc pull && dvc repro on a fresh clone: {seconds:.1f} s")
 
 
+@pytest.mark.usefixtures("card_experiment")  # latent 32 is in the shared run-cache: restored, not retrained
 def test_returning_to_params_already_run_restores_from_the_run_cache(team, tmp_path):
     work = share_cache(team["work"], tmp_path / "work")
     params_a = yaml.safe_load((work / "params.yaml").read_text())
     lock_a = (work / "dvc.lock").read_text()
     params_b = yaml.safe_load((work / "params.yaml").read_text())
-    params_b["latent"] = 32  # the card's experiment: trained here, or restored where it ran first
+    params_b["latent"] = 32  # the card's experiment, which the session ran once
     write_params(work, params_b)
     ran_b = dvc(work, "repro")
     stages = ("pretrain", "train_reference", "train_ae", "train_aux", "compose", "evaluate")
@@ -129,6 +130,7 @@ def test_returning_to_params_already_run_restores_from_the_run_cache(team, tmp_p
     assert (work / "dvc.lock").read_text() == lock_a  # every output restored as it was
 
 
+@pytest.mark.usefixtures("card_experiment")
 def test_experiments_round_trip_through_origin_and_the_remote(team):
     dvc(
         team["work"], "exp", "run", "--temp", "-S", "latent=32", "--name", "latent-32"
@@ -217,14 +219,15 @@ def test_the_pr_check_fails_on_a_stale_lock_and_passes_on_a_fresh_one(team, tmp_
     assert "run `dvc repro`, commit dvc.lock and reports/, and `dvc push`" in stale.stderr
 
 
+@pytest.mark.usefixtures("card_experiment")
 def test_the_pr_comment_compares_committed_results_and_shows_figures_before_and_after(team, tmp_path):
     work = share_cache(team["work"], tmp_path / "work")
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["latent"] = 32  # the card's experiment: the run-cache holds it once an experiment test ran
+    params["latent"] = 32  # the card's experiment: the shared run-cache holds it
     write_params(work, params)
     dvc(work, "repro")
     git(work, "add", "-A")
-    git(work, "commit", "-qm", "latent 64")
+    git(work, "commit", "-qm", "latent 32")
     comment = subprocess.run([sys.executable, "-m", "emoji_ae.tools.pr_report", "comment", "--base", "HEAD~1"],
                              cwd=work, env=venv_env(), capture_output=True, text=True, check=True).stdout
     assert "## Pipeline results: `HEAD` against `HEAD~1`" in comment
