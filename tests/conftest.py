@@ -209,6 +209,8 @@ class TinyBuild:
         deadline = time.time() + timeout
         while not status.exists():
             assert time.time() < deadline, f"{part} was not built within {timeout:.0f} s"
+            ended = self.process is not None and self.process.poll() is not None  # killed before it could say
+            assert not ended or status.exists(), f"the build ended without {part}:\n" + self.log.read_text()[-3000:]
             time.sleep(0.5)
         assert status.read_text() == "0", f"{part} failed:\n" + self.log.read_text()[-3000:]
         return self.folder / part
