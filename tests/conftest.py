@@ -247,16 +247,22 @@ def card_experiment(tiny_pipeline, request) -> Path:
     return request.config.stash[TINY_BUILD].result("card_experiment")
 
 
+def copy_dvc_repo(source: Path, destination: Path, *leave_out_of_dvc: str) -> Path:
+    """copytree of a DVC repository that other tests may be using meanwhile: DVC's scratch
+    (.dvc/tmp, the locks and indexes of their DVC commands) and half-written files (*.tmp) stay
+    behind, with whatever else of .dvc is named."""
+    left = {"tmp", *leave_out_of_dvc}
+    ignore = lambda folder, names: [  # noqa: E731
+        name for name in names if name.endswith(".tmp") or (Path(folder) == source / ".dvc" and name in left)
+    ]
+    return Path(shutil.copytree(source, destination, symlinks=True, ignore=ignore))
+
+
 def share_cache(source: Path, destination: Path) -> Path:
     """A copy of a DVC repository whose cache is the source's own, run-cache included: one
     session's copies restore each other's runs instead of training the same params twice."""
     cache = source / ".dvc" / "cache"
-    shutil.copytree(
-        source,
-        destination,
-        symlinks=True,
-        ignore=lambda folder, names: ["cache", "tmp"] if Path(folder) == source / ".dvc" else [],
-    )  # .dvc/tmp: the locks and indexes of DVC commands other tests may be running in the source
+    copy_dvc_repo(source, destination, "cache")
     if cache.is_dir():  # a copy of a copy shares the first one's cache through its config.local already
         with open(destination / ".dvc" / "config.local", "a") as config:
             config.write(f"[cache]\n    dir = {cache}\n")
@@ -271,12 +277,8 @@ def pipeline_copy(tiny_pipeline, tmp_path) -> Path:
 
 @pytest.fixture
 def private_pipeline_copy(tiny_pipeline, tmp_path) -> Path:
-    """A copy of the tiny pipeline with a DVC cache of its own, for a test that empties it. Other
-    tests may be adding to the shared cache meanwhile: their half-written files (*.tmp) and DVC's
-    scratch (.dvc/tmp) stay behind."""
-    scratch = tiny_pipeline / ".dvc"
-    ignore = lambda folder, names: [n for n in names if n.endswith(".tmp") or (Path(folder) == scratch and n == "tmp")]  # noqa: E731
-    return Path(shutil.copytree(tiny_pipeline, tmp_path / "repo", symlinks=True, ignore=ignore))
+    """A copy of the tiny pipeline with a DVC cache of its own, for a test that empties it."""
+    return copy_dvc_repo(tiny_pipeline, tmp_path / "repo")
 
 
 class Reproduction:
@@ -310,11 +312,15 @@ REPRODUCTION = pytest.StashKey[Reproduction]()
 REPRODUCTION_REPORT = pytest.StashKey[list]()
 
 
+def reproduction_selected(config) -> bool:
+    return "reproduction" in (config.option.markexpr or "")
+
+
 def pytest_collection_modifyitems(config, items):
     """The full-size reproduction is a command of its own (`pytest -m reproduction`): the README's
     test command checks an install, this one the committed results. Its tests run only when the
     marker expression names it."""
-    if "reproduction" in (config.option.markexpr or ""):
+    if reproduction_selected(config):
         return
     kept = [item for item in items if item.get_closest_marker("reproduction") is None]
     if len(kept) < len(items):
@@ -327,7 +333,7 @@ def pytest_collection_modifyitems(config, items):
 def pytest_configure(config):
     """The reproduction is one `dvc repro` that uses every core: its command runs in one process,
     whatever -n the README's test command gives pytest-xdist (pyproject.toml's addopts)."""
-    if "reproduction" in (config.option.markexpr or "") and hasattr(config.option, "dist"):
+    if reproduction_selected(config) and hasattr(config.option, "dist"):
         config.option.dist, config.option.numprocesses = "no", 0
 
 

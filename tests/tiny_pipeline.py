@@ -27,7 +27,6 @@ def build(repo: Path) -> None:
 
 
 def card_experiment(repo: Path, copy: Path) -> None:
-    assert repo.with_name("tiny_pipeline.status").read_text() == "0", "the tiny pipeline it copies failed to build"
     share_cache(repo, copy)
     print("$", " ".join(CARD_EXPERIMENT), flush=True)
     run = subprocess.run([sys.executable, "-m", *CARD_EXPERIMENT], cwd=copy, env=venv_env(),
@@ -53,8 +52,8 @@ def attempt(part: Path, make) -> int:
 def main(folder: Path, experiment: bool) -> int:
     repo, copy = folder / "tiny_pipeline", folder / "card_experiment"
     status = attempt(repo, lambda: build(repo))
-    if experiment:
-        status = max(status, attempt(copy, lambda: card_experiment(repo, copy)))
+    if experiment and status == 0:  # on a failed build, the card_experiment fixture fails with tiny_pipeline's
+        status = attempt(copy, lambda: card_experiment(repo, copy))
     return status
 
 
